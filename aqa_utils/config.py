@@ -1,0 +1,248 @@
+"""Typed configuration for every part of the workbook.
+
+Every dimension of the AF2 architecture is a field here, so any size of the same model can be built from a YAML
+or JSON file (``ModelConfig.from_file``), not only the named presets (``ModelConfig.preset``).
+The presets: ``af2-3b`` (the release, Qwen2.5-3B), ``af2-1.5b`` and ``af2-0.5b`` (the smaller releases) and
+``af2-tiny`` (same structure, tiny dimensions: the embedded default that runs on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Type, TypeVar
+
+T = TypeVar("T")
+
+# AF2 adds four tokens to Qwen2.5's 151,665: <audio>, <|endofchunk|>, <|PAD_TOKEN|>, <SEP>.
+AF2_VOCAB_SIZE = 151_669
+
+
+def _from_dict(cls: Type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build a (nested) dataclass from a plain dict; unknown keys are an error, not silently dropped."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"{where or cls.__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        f = known[name]
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if sub is not None and dataclasses.is_dataclass(sub) and isinstance(value, dict):
+            kwargs[name] = _from_dict(sub, value, f"{where or cls.__name__}.{name}")
+        elif isinstance(value, list) and f.type in ("tuple[int, ...]", "tuple[int, int]"):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+class _Serialisable:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return _from_dict(cls, data)
+
+    @classmethod
+    def from_file(cls, path: str | Path):
+        """Read a config from ``.json`` or ``.yaml``/``.yml``."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+@dataclass
+class AudioConfig(_Serialisable):
+    """How a clip becomes model input: AF2's front end (16 kHz, 10 s windows, log-mel)."""
+
+    sample_rate: int = 16_000
+    """Rate every clip is resampled to (Hz)."""
+    window_seconds: float = 10.0
+    """Length of one non-overlapping window fed to CLAP (s); the last window is zero-padded."""
+    max_windows: int = 12
+    """At most this many windows per clip (12 x 10 s = 2 min); audio beyond is not read."""
+    n_fft: int = 1024
+    """STFT size of the mel front end."""
+    win_length: int = 1024
+    """STFT window length."""
+    hop_length: int = 160
+    """STFT hop (10 ms at 16 kHz): a 10 s window gives 1001 frames."""
+    f_min: float = 50.0
+    """Lowest mel filter frequency (Hz)."""
+    f_max: float = 8000.0
+    """Highest mel filter frequency (Hz)."""
+    n_mels: int = 64
+    """Number of mel bins."""
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+
+@dataclass
+class HTSATConfig(_Serialisable):
+    """The AF-CLAP audio encoder: laion-clap's HTSAT Swin transformer (fusion ``aff_2d``)."""
+
+    spec_size: int = 256
+    """Side of the square spectrogram 'image' HTSAT works on; must hold the 1001 frames (spec_size**2/n_mels)."""
+    patch_size: int = 4
+    """Patch side of the patch embedding."""
+    embed_dim: int = 256
+    """Width of the first Swin stage; stage i is embed_dim * 2**i wide."""
+    depths: tuple[int, ...] = (2, 2, 12, 2)
+    """Swin blocks per stage."""
+    num_heads: tuple[int, ...] = (4, 8, 16, 32)
+    """Attention heads per stage."""
+    window_size: int = 8
+    """Swin attention window side."""
+    mlp_ratio: float = 4.0
+    """MLP width / stage width in each Swin block."""
+    qkv_bias: bool = True
+    """Bias on the fused qkv projection."""
+    num_classes: int = 527
+    """Width of the (unused by AF2, but stored) AudioSet head ``tscam_conv``/``head``."""
+    fusion_type: str = "aff_2d"
+    """laion-clap feature-fusion variant AF-CLAP was trained with."""
+
+    @property
+    def out_dim(self) -> int:
+        """Width of the tokens HTSAT hands to the audio transformer (last stage width)."""
+        return self.embed_dim * 2 ** (len(self.depths) - 1)
+
+
+@dataclass
+class AudioTransformerConfig(_Serialisable):
+    """AF2's ``audio_transformer_clap``: post-LN encoder over all windows' CLAP tokens (d_model = HTSAT out_dim)."""
+
+    n_layers: int = 3
+    """Encoder layers."""
+    n_heads: int = 8
+    """Attention heads; head width = d_model / n_heads."""
+    d_inner: int = 2048
+    """Feed-forward hidden width (ReLU)."""
+    rotary_base: float = 4096.0
+    """Rotary embedding base; rotary covers max(head_dim // 2, 32) dims of each head."""
+
+
+@dataclass
+class CrossAttentionConfig(_Serialisable):
+    """Flamingo gated cross-attention (XATTN-Dense) inserted before LM decoder layers."""
+
+    heads: int = 8
+    """Attention heads."""
+    dim_head: int = 64
+    """Width of each head (inner width = heads * dim_head)."""
+    ff_mult: int = 4
+    """Feed-forward width / LM hidden size."""
+    every_n_layers: int = 1
+    """A block before every n-th decoder layer (AF2: every layer)."""
+
+
+@dataclass
+class LMConfig(_Serialisable):
+    """The Qwen2 decoder (built with ``transformers.Qwen2ForCausalLM``)."""
+
+    vocab_size: int = AF2_VOCAB_SIZE
+    """Embedding rows: Qwen2.5's tokenizer plus AF2's four added tokens."""
+    hidden_size: int = 2048
+    """Model width."""
+    intermediate_size: int = 11008
+    """SwiGLU MLP width."""
+    num_hidden_layers: int = 36
+    """Decoder layers."""
+    num_attention_heads: int = 16
+    """Query heads."""
+    num_key_value_heads: int = 2
+    """Key/value heads (grouped-query attention)."""
+    max_position_embeddings: int = 32768
+    """Longest sequence the rotary table is sized for."""
+    rope_theta: float = 1_000_000.0
+    """Rotary base."""
+    rms_norm_eps: float = 1e-6
+    """RMSNorm epsilon."""
+    tie_word_embeddings: bool = True
+    """Share input embedding and LM head."""
+
+
+@dataclass
+class ModelConfig(_Serialisable):
+    """A whole AF2: audio front end, CLAP, audio transformer, cross-attention and LM."""
+
+    name: str = "af2-3b"
+    """Preset name or a free label for a custom size."""
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    """Audio front end."""
+    clap: HTSATConfig = field(default_factory=HTSATConfig)
+    """AF-CLAP HTSAT encoder."""
+    audio_transformer: AudioTransformerConfig = field(default_factory=AudioTransformerConfig)
+    """Audio transformer over CLAP tokens."""
+    xattn: CrossAttentionConfig = field(default_factory=CrossAttentionConfig)
+    """Gated cross-attention blocks."""
+    lm: LMConfig = field(default_factory=LMConfig)
+    """Qwen2 language model."""
+
+    @property
+    def audio_dim(self) -> int:
+        """Width of audio tokens (CLAP output = audio transformer width = cross-attention key/value input)."""
+        return self.clap.out_dim
+
+    @property
+    def tokens_per_window(self) -> int:
+        """CLAP tokens per 10 s window: the final Swin grid (spec_size / patch / 2**(stages-1)) squared."""
+        side = self.clap.spec_size // self.clap.patch_size // 2 ** (len(self.clap.depths) - 1)
+        return side * side
+
+    @classmethod
+    def preset(cls, name: str) -> "ModelConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; known: {sorted(PRESETS)}")
+        return cls.from_dict(PRESETS[name])
+
+    @classmethod
+    def resolve(cls, name_or_path: str | Path) -> "ModelConfig":
+        """A preset name, or a path to a config file."""
+        if str(name_or_path) in PRESETS:
+            return cls.preset(str(name_or_path))
+        path = Path(name_or_path)
+        if path.exists():
+            return cls.from_file(path)
+        raise ValueError(f"{name_or_path!r} is neither a preset ({sorted(PRESETS)}) nor an existing config file")
+
+
+def _qwen(hidden: int, inter: int, layers: int, heads: int) -> dict[str, Any]:
+    return dict(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
+                num_key_value_heads=2)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The release: AF-CLAP HTSAT-large, 3-layer audio transformer, Qwen2.5-3B.
+    "af2-3b": dict(name="af2-3b", lm=_qwen(2048, 11008, 36, 16)),
+    # The smaller releases share CLAP and the audio transformer; only the LM shrinks.
+    "af2-1.5b": dict(name="af2-1.5b", lm=_qwen(1536, 8960, 28, 12)),
+    "af2-0.5b": dict(name="af2-0.5b", lm=_qwen(896, 4864, 24, 14)),
+    # Same structure at tiny dimensions. spec_size stays 256 (1001 mel frames must fit), so the 64 tokens per
+    # window are kept; widths and depths shrink so a 10 s window costs well under a second on 2 CPU cores.
+    "af2-tiny": dict(
+        name="af2-tiny",
+        clap=dict(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), num_classes=8),
+        audio_transformer=dict(n_layers=1, n_heads=2, d_inner=128),
+        xattn=dict(heads=2, dim_head=32, ff_mult=2),
+        lm=dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=1024),
+    ),
+}
