@@ -1,0 +1,66 @@
+# The workbook's entry points. Every target that runs Python builds the environment first (.venv at the repo root).
+#   make test            unit tests (tests/) and notebook output checks (nbval over notebooks/*.ipynb)
+#   make reproduce       python -m aqa_utils reproduce: regenerate results/
+#   make lab             JupyterLab from the environment
+#   make bench           run benchmarks/*.py
+#   make clean           remove generated data/ and work/ (results/ is kept: it is the record)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+# Must agree with requires-python and environment.yml (tests/test_environment.py checks it).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+# Reinstall only when pyproject.toml is newer than the last successful install.
+STAMP := $(VENV)/.aqa-installed
+
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+BENCHMARKS := $(sort $(wildcard benchmarks/*.py))
+
+# Offline and headless for everything run from here. They must be in the environment before laion_clap is
+# imported (it fetches tokenizers at import time otherwise). tests/aqa_workbook_plugin.py sets the same for
+# pytest runs started without make.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export OMP_NUM_THREADS ?= 2
+export MPLBACKEND := Agg
+
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: venv test test-unit test-notebooks reproduce lab bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[notebooks,dev]'
+	touch $@
+
+venv: $(STAMP)
+
+test: test-unit test-notebooks
+
+# pytest exits 5 when it collects nothing; make treats any non-zero exit as failure, so an empty suite fails.
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/
+
+test-notebooks: $(STAMP)
+	$(if $(NOTEBOOKS),,$(error no notebooks/*.ipynb to check: an empty notebook suite is a failure))
+	$(PY) -m pytest $(NBVAL_FLAGS) $(NOTEBOOKS)
+
+reproduce: $(STAMP)
+	$(PY) -m aqa_utils reproduce
+
+# Jupyter draws figures with its inline backend; the Agg exported above would hide them.
+lab: $(STAMP)
+	env -u MPLBACKEND $(VENV)/bin/jupyter lab
+
+bench: $(STAMP)
+	$(if $(BENCHMARKS),,$(error no benchmarks/*.py to run))
+	for script in $(BENCHMARKS); do echo "== $$script"; $(PY) "$$script"; done
+
+clean:
+	rm -rf data/ work/
