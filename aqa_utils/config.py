@@ -118,6 +118,8 @@ class HTSATConfig(_Serialisable):
     """Width of the (unused by AF2, but stored) AudioSet head ``tscam_conv``/``head``."""
     fusion_type: str = "aff_2d"
     """laion-clap feature-fusion variant AF-CLAP was trained with."""
+    drop_path_rate: float = 0.1
+    """Stochastic depth in train mode (laion-clap's default, which AF2 keeps)."""
 
     @property
     def out_dim(self) -> int:
@@ -239,10 +241,44 @@ PRESETS: dict[str, dict[str, Any]] = {
     # window are kept; widths and depths shrink so a 10 s window costs well under a second on 2 CPU cores.
     "af2-tiny": dict(
         name="af2-tiny",
-        clap=dict(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), num_classes=8),
+        clap=dict(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), num_classes=8, drop_path_rate=0.0),
         audio_transformer=dict(n_layers=1, n_heads=2, d_inner=128),
         xattn=dict(heads=2, dim_head=32, ff_mult=2),
         lm=dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
                 num_key_value_heads=2, max_position_embeddings=1024),
     ),
 }
+
+
+# Module-name patterns (full match) of the report's LoRA targets, per component.
+LORA_TARGETS: dict[str, str] = {
+    "clap": r"clap\.nvclap\.layers\.\d+\.blocks\.\d+\.attn\.qkv",
+    "audio_transformer": r"audio_transformer_clap\.layer_stack\.\d+\.slf_attn\.(w_qs|w_ks|w_vs)",
+    "lm": r"lang_encoder\.model\.layers\.\d+\.decoder_layer\.self_attn\.(q_proj|k_proj|v_proj)",
+    # Not a target in the report's configuration; available for ablations.
+    "xattn": r"lang_encoder\.model\.layers\.\d+\.gated_cross_attn_layer_sound\.attn\.(to_q|to_kv)",
+}
+
+
+@dataclass
+class LoraSettings(_Serialisable):
+    """LoRA through peft on AF2's query/key/value projections.
+
+    Alpha: the report does not state it. We default to alpha = 2 * rank (scaling alpha/r = 2 at every rank), so
+    the ranks differ only in capacity, not in the effective step size of the adapter update.
+    """
+
+    rank: int = 8
+    """LoRA rank r (the report: 8, 16, 32)."""
+    alpha: float | None = None
+    """LoRA alpha; None means 2 * rank."""
+    dropout: float = 0.05
+    """Dropout on the LoRA input path."""
+    components: tuple[str, ...] = ("clap", "audio_transformer", "lm")
+    """Which components get adapters (keys of ``targets``); the report adapts all three."""
+    targets: dict[str, str] = field(default_factory=lambda: dict(LORA_TARGETS))
+    """Per component, a regular expression that must fully match the names of the modules to adapt."""
+
+    @property
+    def lora_alpha(self) -> float:
+        return float(self.alpha) if self.alpha is not None else 2.0 * self.rank
