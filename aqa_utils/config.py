@@ -282,3 +282,65 @@ class LoraSettings(_Serialisable):
     @property
     def lora_alpha(self) -> float:
         return float(self.alpha) if self.alpha is not None else 2.0 * self.rank
+
+
+@dataclass
+class TrainConfig(_Serialisable):
+    """One training run: LoRA fine-tuning on questions, or full training of a base on captions."""
+
+    model: str = "af2-tiny"
+    """Preset name or model config file (ignored for the architecture when ``checkpoint`` has af2_config.json)."""
+    checkpoint: str | None = None
+    """Release-layout folder with the base weights (None: random initialisation)."""
+    data_root: str = "data/mini"
+    """Folder holding ``dcase_2025_question_path/`` and ``local_audio_path/`` (and ``captions/``)."""
+    corpus: str = "questions"
+    """"questions" (multiple choice, the report's augmentation) or "captions" (base pretraining corpus)."""
+    train_split: str = "train"
+    """Split to train on (the report fine-tuned on DCASE dev; the mini benchmark has its own train split)."""
+    val_split: str | None = "dev"
+    """Split for periodic validation loss (None: none)."""
+    mode: str = "lora"
+    """"lora" (adapters only, base frozen) or "full" (every weight trains: base pretraining)."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """Adapter settings for mode "lora"."""
+    epochs: float = 3.0
+    """Passes over the training data (fractional allowed); ``max_steps`` wins when set."""
+    max_steps: int | None = None
+    """Optimizer steps to run (None: from epochs)."""
+    batch_size: int = 8
+    """Examples per micro-batch on each process."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step; global batch = batch_size * grad_accum * processes."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (AF2's own training used 0.1 on full weights)."""
+    warmup_steps: int = 10
+    """Linear warm-up steps."""
+    schedule: str = "cosine"
+    """After warm-up: "cosine" (to 10% of peak), "linear" (to 0) or "constant"."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm (0: off)."""
+    seed: int = 0
+    """Seeds data order, augmentation, initialisation and dropout."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward to save memory."""
+    precision: str = "auto"
+    """"auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32" or "bf16"."""
+    log_every: int = 1
+    """Write a metrics line every N steps."""
+    eval_every: int = 0
+    """Validation loss every N steps (0: only at the end)."""
+    save_every: int = 0
+    """Resumable checkpoint every N steps (0: only at the end)."""
+    max_val_examples: int = 64
+    """Validation examples used for the periodic loss."""
+    skip_bad_data: bool = False
+    """Skip questions with data problems (reported) instead of refusing to start."""
+    cache_audio: bool = True
+    """Keep decoded clips in memory (right for the mini benchmark; off for full DCASE)."""
+    out_dir: str = "work/runs/run"
+    """Run folder: config, metrics.jsonl, checkpoints/, final/."""
+    progress: bool = True
+    """Show a progress bar."""

@@ -514,8 +514,10 @@ def _write_captions(root: Path, split: str, n: int, seed: int, audio: bool) -> i
         if audio:
             _write_audio(root / rel, scene, _seed(seed, 100 + _SPLIT_KEYS[split], 10, index), plain=True)
         qa = scene.qas[int(rng.integers(len(scene.qas)))]
-        text = f"{qa.question} {qa.answer}" if rng.random() < 1 / 3 else scene.caption
-        lines.append(json.dumps({"audio": rel, "text": text, "subset": scene.subset}))
+        line = {"audio": rel, "text": scene.caption, "subset": scene.subset}
+        if rng.random() < 1 / 3:  # an option-free question: "question" is the prompt, "answer" the target
+            line.update(text=f"{qa.question} {qa.answer}", question=qa.question, answer=qa.answer)
+        lines.append(json.dumps(line))
     (root / "captions").mkdir(parents=True, exist_ok=True)
     (root / "captions" / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines))
     return len(lines)

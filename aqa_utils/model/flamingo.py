@@ -38,6 +38,15 @@ class AudioMemory:
         return AudioMemory(self.tokens.index_select(0, rows), self.mask.index_select(0, rows))
 
 
+@dataclass
+class LossOutput:
+    """Next-token cross-entropy over labelled tokens: mean, sum and how many tokens."""
+
+    loss: torch.Tensor
+    loss_sum: torch.Tensor
+    n_tokens: int
+
+
 class FlamingoLayer(nn.Module):
     """A gated cross-attention block (or None) run before one wrapped Qwen2 decoder layer."""
 
@@ -166,16 +175,27 @@ class AF2Model(nn.Module):
         labels: torch.Tensor | None = None,
         **lm_kwargs,
     ):
-        """Token ids (B, T) with audio (windows + mask, or a precomputed memory) -> HF CausalLMOutput.
+        """Token ids (B, T) with audio (windows + mask, or a precomputed memory).
 
-        With ``labels`` (B, T) (-100 = ignored) the output carries the mean next-token cross-entropy.
+        Without labels: the HF CausalLMOutput (logits (B, T, V)). With ``labels`` (B, T) (-100 = ignored): a
+        ``LossOutput`` of the next-token cross-entropy, where only labelled positions go through the LM head
+        (the 151,669-wide head on every prompt token would dominate a small model's cost).
         """
         if memory is None:
             if windows is None or window_mask is None:
                 raise ValueError("pass windows and window_mask, or a precomputed memory")
             memory = self.encode_audio(windows, window_mask)
-        with self.conditioned_on(memory):
-            return self.lang_encoder(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **lm_kwargs)
+        if labels is None:
+            with self.conditioned_on(memory):
+                return self.lang_encoder(input_ids=input_ids, attention_mask=attention_mask, **lm_kwargs)
+        hidden, _ = self._hidden_states(input_ids, attention_mask, memory)
+        # Position t predicts the token at t+1 (HF's shift).
+        targets = labels[:, 1:]
+        rows, cols = (targets != -100).nonzero(as_tuple=True)
+        logits = self.lang_encoder.lm_head(hidden[rows, cols]).float()
+        loss_sum = F.cross_entropy(logits, targets[rows, cols], reduction="sum")
+        n_tokens = rows.numel()
+        return LossOutput(loss=loss_sum / max(n_tokens, 1), loss_sum=loss_sum, n_tokens=n_tokens)
 
     def _hidden_states(self, input_ids, attention_mask, memory, position_ids=None, cache=None, use_cache=False):
         with self.conditioned_on(memory):

@@ -1,0 +1,401 @@
+"""The training recipe: set up, train, save; the same code on a laptop CPU, one GPU or many (accelerate / torchrun).
+
+``Trainer(cfg).fit()`` runs LoRA fine-tuning on multiple-choice questions (the report's recipe: shuffled options,
+one of six label formats per example) or, with ``mode="full"`` and ``corpus="captions"``, pretrains a base model.
+
+Exact resume: the data order of epoch e is a permutation seeded by (seed, e) and each example's augmentation is
+seeded by (seed, epoch, index), so they do not depend on when a run stopped; the checkpoint stores the trainable
+weights, optimizer, scheduler, every RNG state and the step. A run killed and resumed ends bit-identical to an
+uninterrupted one on CPU. Checkpoints are written to a temporary folder and renamed, so a kill during a save never
+leaves a half checkpoint behind.
+
+Multi-process (DDP through accelerate): each optimizer step consumes one global batch of
+``batch_size * grad_accum * processes`` examples; every process takes its share, and the loss is the sum over
+answer tokens divided by the global batch's token count, so the gradient equals a single process's on the same
+global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from .audio import load_clip, pad_window_batch, split_windows
+from .config import AudioConfig, ModelConfig, TrainConfig
+from .data.augment import eval_example, training_example
+from .data.dcase import Question, load_split
+from .data.prompt import TrainCollator, build_tokenizer
+from .lora import apply_lora, lora_parameter_counts, save_adapter
+from .model import build_model
+from .model import checkpoint as release
+
+CAPTION_PROMPT = "describe the sound."
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+# ------------------------------------------------------------------------------------------------------- data
+@dataclass
+class Example:
+    audio_path: Path
+    prompt: str
+    target: str
+
+
+class ClipStore:
+    """Decoded, windowed clips: (L, S) windows and their (L,) mask, optionally cached in memory."""
+
+    def __init__(self, audio: AudioConfig, cache: bool):
+        self.audio, self.cache = audio, cache
+        self._clips: dict[Path, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def get(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        if path in self._clips:
+            return self._clips[path]
+        clip = split_windows(load_clip(path, self.audio), self.audio)
+        if self.cache:
+            self._clips[path] = clip
+        return clip
+
+
+class QuestionExamples:
+    """Multiple-choice questions -> examples; ``train=True`` applies the report's augmentation."""
+
+    def __init__(self, questions: list[Question], seed: int, train: bool):
+        self.questions, self.seed, self.train = questions, seed, train
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def get(self, index: int, epoch: int) -> Example:
+        q = self.questions[index]
+        if self.train:
+            mc = training_example(q, np.random.default_rng([self.seed, epoch, index]))
+        else:
+            mc = eval_example(q)
+        return Example(q.audio_path, mc.prompt, mc.target)
+
+
+class CaptionExamples:
+    """The caption corpus: captions under a fixed prompt, and option-free question/answer lines."""
+
+    def __init__(self, root: Path, split: str):
+        path = root / "captions" / f"{split}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no caption corpus (generate the mini benchmark first)")
+        self.items = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            try:
+                row = json.loads(line)
+                prompt = row.get("question") or CAPTION_PROMPT
+                target = row["answer"] if "question" in row else row["text"]
+                self.items.append(Example(root / row["audio"], prompt, target))
+            except (json.JSONDecodeError, KeyError) as err:
+                raise ValueError(f"{path}:{n}: malformed caption line ({err})") from err
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, index: int, epoch: int) -> Example:
+        return self.items[index]
+
+
+def load_examples(cfg: TrainConfig, split: str, train: bool):
+    root = Path(cfg.data_root)
+    if cfg.corpus == "captions":
+        return CaptionExamples(root, split)
+    if cfg.corpus != "questions":
+        raise ValueError(f"corpus must be 'questions' or 'captions', not {cfg.corpus!r}")
+    loaded = load_split(root, split, skip_problems=cfg.skip_bad_data)
+    if loaded.skipped:
+        print(f"{split}: skipped {loaded.skipped} questions with data problems: {loaded.summary()}")
+    return QuestionExamples(loaded.questions, cfg.seed, train)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+# ------------------------------------------------------------------------------------------------------- schedule
+def lr_lambda(cfg: TrainConfig, total_steps: int):
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+        if cfg.schedule == "linear":
+            return 1.0 - progress
+        if cfg.schedule == "cosine":
+            return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+        raise ValueError(f"schedule must be cosine, linear or constant, not {cfg.schedule!r}")
+
+    return factor
+
+
+# ------------------------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """setup() in the constructor, ``fit()`` trains (resuming from the run folder's latest checkpoint), saves."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        precision = cfg.precision
+        if precision == "auto":
+            precision = "bf16" if torch.cuda.is_available() else "fp32"
+        self.accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+        self.world = self.accelerator.num_processes
+        self.rank = self.accelerator.process_index
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+
+        if cfg.checkpoint:
+            model_cfg = None if (Path(cfg.checkpoint) / release.CONFIG_FILE).exists() else cfg.model
+            model, report = release.load(cfg.checkpoint, model_cfg, device=self.accelerator.device)
+            self.load_report = report.summary()
+        else:
+            model = build_model(ModelConfig.resolve(cfg.model), device=self.accelerator.device)
+            self.load_report = "random initialisation"
+        self.model_config = model.config
+        model.set_gradient_checkpointing(cfg.gradient_checkpointing)
+        if cfg.mode == "lora":
+            model = apply_lora(model, cfg.lora)
+        elif cfg.mode != "full":
+            raise ValueError(f"mode must be 'lora' or 'full', not {cfg.mode!r}")
+        self.tokenizer = build_tokenizer()
+        self.collate = TrainCollator(self.tokenizer)
+        self.clips = ClipStore(self.model_config.audio, cfg.cache_audio)
+        self.train_data = load_examples(cfg, cfg.train_split, train=True)
+        self.val_data = load_examples(cfg, cfg.val_split, train=False) if cfg.val_split else None
+
+        self.global_batch = cfg.batch_size * cfg.grad_accum * self.world
+        steps_per_epoch = max(1, len(self.train_data) // self.global_batch)
+        self.steps_per_epoch = steps_per_epoch
+        self.total_steps = cfg.max_steps or max(1, int(round(cfg.epochs * steps_per_epoch)))
+        params = [p for p in model.parameters() if p.requires_grad]
+        # fused AdamW: one kernel over all tensors (the tiny model's 151,669-row embedding dominates otherwise).
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.total_steps))
+        self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
+        self.step = 0
+
+    # -- helpers
+    @property
+    def unwrapped(self):
+        return self.accelerator.unwrap_model(self.model)
+
+    def _batch(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        windows, masks = zip(*(self.clips.get(e.audio_path) for e in examples))
+        w, wm = pad_window_batch([torch.as_tensor(x) for x in windows])
+        # pad_window_batch builds the mask from the windows themselves; each clip's own mask is all True.
+        text = self.collate([(e.prompt, e.target) for e in examples])
+        device = self.accelerator.device
+        return {"windows": w.to(device), "window_mask": wm.to(device), **{k: v.to(device) for k, v in text.items()}}
+
+    def _global_batch_indices(self, step: int) -> list[int]:
+        """Indices of the examples optimizer step ``step`` consumes (every process computes the same list)."""
+        per_epoch = self.steps_per_epoch
+        epoch, within = divmod(step, per_epoch)
+        order = epoch_order(len(self.train_data), self.cfg.seed, epoch)
+        return order[within * self.global_batch:(within + 1) * self.global_batch], epoch
+
+    # -- one optimizer step
+    def train_step(self, step: int) -> dict[str, float]:
+        indices, epoch = self._global_batch_indices(step)
+        examples = [self.train_data.get(i, epoch) for i in indices]
+        # Tokens of the whole global batch: the loss is normalised by it on every process.
+        n_global = sum(int((self.collate([(e.prompt, e.target)])["labels"][:, 1:] != -100).sum()) for e in examples)
+        mine = examples[self.rank::self.world]
+        micro = [mine[i::self.cfg.grad_accum] for i in range(self.cfg.grad_accum)]
+        self.model.train()
+        total = 0.0
+        for k, chunk in enumerate(micro):
+            batch = self._batch(chunk)
+            sync = k == len(micro) - 1
+            with self.accelerator.no_sync(self.model) if not sync else _null():
+                with self.accelerator.autocast():
+                    out = self.model(batch["input_ids"], batch["attention_mask"], windows=batch["windows"],
+                                     window_mask=batch["window_mask"], labels=batch["labels"])
+                # DDP averages gradients over processes, hence the factor `world`.
+                loss = out.loss_sum * self.world / n_global
+                self.accelerator.backward(loss)
+            total += float(out.loss_sum.detach())
+        if not math.isfinite(total):
+            raise NonFiniteLossError(
+                f"non-finite loss at step {step}; stopped. The last good checkpoint is kept in {self.out / 'checkpoints'}"
+            )
+        grad_norm = 0.0
+        if self.cfg.grad_clip:
+            grad_norm = float(self.accelerator.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], self.cfg.grad_clip))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        summed = torch.tensor([total], device=self.accelerator.device)
+        summed = self.accelerator.reduce(summed, reduction="sum") if self.world > 1 else summed
+        return {"loss": float(summed) / n_global, "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                "tokens": n_global, "epoch": epoch}
+
+    @torch.no_grad()
+    def validation_loss(self) -> float | None:
+        if self.val_data is None:
+            return None
+        self.model.eval()
+        n = min(len(self.val_data), self.cfg.max_val_examples)
+        loss_sum, tokens = 0.0, 0
+        for start in range(self.rank * self.cfg.batch_size, n, self.cfg.batch_size * self.world):
+            batch = self._batch([self.val_data.get(i, 0) for i in range(start, min(n, start + self.cfg.batch_size))])
+            with self.accelerator.autocast():
+                out = self.model(batch["input_ids"], batch["attention_mask"], windows=batch["windows"],
+                                 window_mask=batch["window_mask"], labels=batch["labels"])
+            loss_sum += float(out.loss_sum)
+            tokens += out.n_tokens
+        totals = torch.tensor([loss_sum, float(tokens)], device=self.accelerator.device)
+        if self.world > 1:
+            totals = self.accelerator.reduce(totals, reduction="sum")
+        return float(totals[0] / max(totals[1], 1))
+
+    # -- checkpoints
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().clone() for n, p in self.unwrapped.named_parameters() if p.requires_grad}
+
+    def save_checkpoint(self) -> Path:
+        """Atomically write checkpoints/step_<N>/ and point checkpoints/latest at it."""
+        final = self.out / "checkpoints" / f"step_{self.step:06d}"
+        if not self.accelerator.is_main_process:
+            self.accelerator.wait_for_everyone()
+            return final
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        torch.save(self._trainable_state(), tmp / "trainable.pt")
+        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": self.step, "total_steps": self.total_steps}))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        pointer = self.out / "checkpoints" / "latest.tmp"
+        pointer.write_text(final.name)
+        os.replace(pointer, self.out / "checkpoints" / "latest")
+        self.accelerator.wait_for_everyone()
+        return final
+
+    def resume(self) -> bool:
+        pointer = self.out / "checkpoints" / "latest"
+        if not pointer.exists():
+            return False
+        folder = pointer.parent / pointer.read_text().strip()
+        state = torch.load(folder / "trainable.pt", map_location="cpu")
+        named = dict(self.unwrapped.named_parameters())
+        missing = set(state) ^ {n for n, p in named.items() if p.requires_grad}
+        if missing:
+            raise RuntimeError(f"{folder}: checkpoint does not match this run's trainable parameters: {sorted(missing)[:5]}")
+        with torch.no_grad():
+            for name, value in state.items():
+                named[name].copy_(value)
+        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu"))
+        self.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", map_location="cpu"))
+        rng = torch.load(folder / "rng.pt", map_location="cpu", weights_only=False)
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.step = json.loads((folder / "state.json").read_text())["step"]
+        return True
+
+    def save_final(self) -> Path:
+        final = self.out / "final"
+        if self.accelerator.is_main_process:
+            shutil.rmtree(final, ignore_errors=True)
+            if self.cfg.mode == "lora":
+                save_adapter(self.unwrapped, final)
+            else:
+                release.save(self.unwrapped, final)
+        self.accelerator.wait_for_everyone()
+        return final
+
+    # -- the loop
+    def fit(self, stop_after: int | None = None) -> dict:
+        """Train to ``total_steps`` (or stop early after ``stop_after`` steps, as a kill would); returns a summary."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        resumed = self.resume()
+        main = self.accelerator.is_main_process
+        if main:
+            (self.out / "config.json").write_text(json.dumps(
+                {"train": self.cfg.to_dict(), "model": self.model_config.to_dict()}, indent=2))
+        log = open(self.out / "metrics.jsonl", "a" if resumed else "w") if main else None
+        if log is not None and resumed:
+            _truncate_log(self.out / "metrics.jsonl", self.step)
+            log = open(self.out / "metrics.jsonl", "a")
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (main and self.cfg.progress),
+                   desc=f"{self.cfg.mode} {self.model_config.name}")
+        start, done_here = time.perf_counter(), 0
+        try:
+            while self.step < self.total_steps:
+                if stop_after is not None and done_here >= stop_after:
+                    break
+                row = self.train_step(self.step)
+                self.step += 1
+                done_here += 1
+                row["step"] = self.step
+                if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                    row["val_loss"] = self.validation_loss()
+                if log is not None and (self.step % self.cfg.log_every == 0 or self.step == self.total_steps):
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.1e}")
+                bar.update(1)
+                if self.cfg.save_every and self.step % self.cfg.save_every == 0:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+        summary = {"steps": self.step, "total_steps": self.total_steps, "resumed": resumed,
+                   "seconds": round(time.perf_counter() - start, 2), "load": self.load_report,
+                   "examples": len(self.train_data), "global_batch": self.global_batch}
+        if self.step >= self.total_steps:
+            summary["val_loss"] = self.validation_loss()
+            if self.cfg.mode == "lora":
+                summary["lora_parameters"] = lora_parameter_counts(self.unwrapped)
+            summary["final"] = str(self.save_final())
+            if main:
+                (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past the resumed step (written after the last checkpoint by the interrupted run)."""
+    lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The per-step metrics of a run folder."""
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line]
