@@ -134,11 +134,12 @@ class AF2Model(nn.Module):
         return self.lang_encoder.model.embed_tokens.weight.device
 
     # ----------------------------------------------------------------------------------------------- audio
-    def encode_audio(self, windows: torch.Tensor, window_mask: torch.Tensor) -> AudioMemory:
-        """windows (B, L, S) float, window_mask (B, L) bool -> AudioMemory of (B, L*tokens_per_window, D).
+    def clap_tokens(self, windows: torch.Tensor, window_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """windows (B, L, S), window_mask (B, L) bool -> CLAP tokens (B, L*H, D) and their mask (B, L*H).
 
         Padded windows are not run through CLAP (their tokens are zeros and masked everywhere), so a clip's
-        result does not depend on how much padding its batch needed.
+        result does not depend on how much padding its batch needed. When CLAP is frozen these tokens can be
+        computed once per clip and reused (``memory_from_clap_tokens``).
         """
         B, L, S = windows.shape
         window_mask = window_mask.bool()
@@ -148,9 +149,15 @@ class AF2Model(nn.Module):
         valid = self.clap(windows.reshape(B * L, S)[flat_mask])  # (n_valid, H, D)
         H, D = valid.shape[1:]
         tokens = valid.new_zeros(B * L, H, D).index_put((flat_mask.nonzero().squeeze(1),), valid)
-        tokens = tokens.reshape(B, L * H, D)
-        mask = window_mask.repeat_interleave(H, dim=1)
+        return tokens.reshape(B, L * H, D), window_mask.repeat_interleave(H, dim=1)
+
+    def memory_from_clap_tokens(self, tokens: torch.Tensor, mask: torch.Tensor) -> AudioMemory:
+        """CLAP tokens (B, N, D) and mask (B, N) -> the audio transformer's output as cross-attention memory."""
         return AudioMemory(self.audio_transformer_clap(tokens, mask), mask)
+
+    def encode_audio(self, windows: torch.Tensor, window_mask: torch.Tensor) -> AudioMemory:
+        """windows (B, L, S) float, window_mask (B, L) bool -> AudioMemory of (B, L*tokens_per_window, D)."""
+        return self.memory_from_clap_tokens(*self.clap_tokens(windows, window_mask))
 
     @contextlib.contextmanager
     def conditioned_on(self, memory: AudioMemory):
