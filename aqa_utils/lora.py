@@ -89,6 +89,9 @@ def _freeze_base(peft_model: PeftModel) -> None:
     base = peft_model.get_base_model()
     if hasattr(base, "clap"):
         base.clap.freeze_batchnorm = True
+        # Re-apply the current mode: a model already in train mode must switch its batch norms to eval now,
+        # not only at the next .train() call (else the running statistics drift on the first steps).
+        base.clap.train(base.clap.training)
 
 
 def lora_parameter_counts(peft_model: PeftModel) -> dict[str, int]:

@@ -9,12 +9,20 @@ SpecAugment in train mode) is laion-clap's own code, so state-dict keys are the 
 
 from __future__ import annotations
 
+import copy
+import json
+import warnings
+
 import torch
 import torchaudio
 from laion_clap.clap_module import htsat as _htsat
 from torch import nn
 
 from ..config import AudioConfig, HTSATConfig
+
+# laion-clap's Swin window attention calls torch.meshgrid without ``indexing`` when it is built; the default ("ij")
+# is what HTSAT means, so the deprecation warning (once per Swin block, on every build) is noise.
+_MESHGRID_WARNING = r"torch\.meshgrid: in an upcoming release, it will be required to pass the indexing argument"
 
 
 class _HTSATAudioSettings:
@@ -57,6 +65,11 @@ class AF2HTSAT(_htsat.HTSAT_Swin_Transformer):
         return grid.reshape(n, width, -1).transpose(1, 2)
 
 
+# Meta-device skeletons already built, by configuration: a meta module holds no data, so a copy is as good as a
+# fresh build, and building HTSAT-large costs seconds of random initialisation on the CPU.
+_META_SKELETONS: dict[str, AF2HTSAT] = {}
+
+
 def build_htsat(cfg: HTSATConfig, audio: AudioConfig) -> AF2HTSAT:
     frames = audio.window_samples // audio.hop_length + 1
     freq_ratio = cfg.spec_size // audio.n_mels
@@ -69,11 +82,20 @@ def build_htsat(cfg: HTSATConfig, audio: AudioConfig) -> AF2HTSAT:
         qkv_bias=cfg.qkv_bias, drop_path_rate=cfg.drop_path_rate, config=_HTSATAudioSettings(audio),
         enable_fusion=True, fusion_type=cfg.fusion_type,
     )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_MESHGRID_WARNING, category=UserWarning)
+        return _build_htsat(cfg, audio, kwargs)
+
+
+def _build_htsat(cfg: HTSATConfig, audio: AudioConfig, kwargs: dict) -> AF2HTSAT:
     if torch.empty(0).device.type == "meta":
         # torchlibrosa and HTSAT's own __init__ compute on tensors (``.data`` fills, ``.item()``), which the meta
-        # device refuses; build on the CPU (~1 GB transiently for HTSAT-large) and move to meta.
-        with torch.device("cpu"):
-            return AF2HTSAT(**kwargs).to("meta")
+        # device refuses; build on the CPU (~1 GB transiently for HTSAT-large) and move to meta, once per config.
+        key = json.dumps([cfg.to_dict(), audio.to_dict()], sort_keys=True)
+        if key not in _META_SKELETONS:
+            with torch.device("cpu"):
+                _META_SKELETONS[key] = AF2HTSAT(**kwargs).to("meta")
+        return copy.deepcopy(_META_SKELETONS[key])
     return AF2HTSAT(**kwargs)
 
 
@@ -115,7 +137,7 @@ class CLAPEncoder(nn.Module):
                 torchaudio.transforms.MelSpectrogram(
                     sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length, hop_length=a.hop_length,
                     f_min=a.f_min, f_max=a.f_max, n_mels=a.n_mels, center=True, pad_mode="reflect", power=2.0,
-                    norm=None, onesided=True,
+                    norm=None,
                 ),
                 torchaudio.transforms.AmplitudeToDB(top_db=None),
             ).to(windows.device)
