@@ -32,10 +32,16 @@ class AudioMemory:
 
     tokens: torch.Tensor
     mask: torch.Tensor
+    kv_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+    """When a dict: each layer's cross-attention keys/values, computed on first use and reused (generation)."""
 
     def select(self, rows: torch.Tensor) -> "AudioMemory":
         """Memory for rows of another batch: rows (R,) indices into this batch -> (R, N, D)."""
         return AudioMemory(self.tokens.index_select(0, rows), self.mask.index_select(0, rows))
+
+    def cached(self) -> "AudioMemory":
+        """The same memory with a fresh key/value cache (inference only: cached tensors carry no gradient)."""
+        return AudioMemory(self.tokens, self.mask, {})
 
 
 @dataclass
@@ -61,9 +67,15 @@ class FlamingoLayer(nn.Module):
         if self.memory is None:
             raise RuntimeError("AF2 decoder layer called without audio: call AF2Model, not its lang_encoder")
 
+        xattn, cache = self.gated_cross_attn_layer_sound, self.memory.kv_cache
+        kv = None
+        if xattn is not None and cache is not None:
+            # The audio is the same at every decoding step: project it to keys/values once per layer.
+            kv = cache.setdefault(id(self), xattn.attn.keys_values(self.memory.tokens))
+
         def run(h: torch.Tensor, audio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            if self.gated_cross_attn_layer_sound is not None:
-                h = self.gated_cross_attn_layer_sound(h, audio, mask)
+            if xattn is not None:
+                h = xattn(h, audio, mask, kv)
             return self.decoder_layer(h, *args, **kwargs)
 
         audio, mask = self.memory.tokens, self.memory.mask
@@ -98,7 +110,8 @@ class AF2Model(nn.Module):
         every = x.every_n_layers
         self.lang_encoder.model.layers = nn.ModuleList(
             FlamingoLayer(
-                GatedCrossAttentionBlock(config.lm.hidden_size, config.audio_dim, x.heads, x.dim_head, x.ff_mult)
+                GatedCrossAttentionBlock(config.lm.hidden_size, config.audio_dim, x.heads, x.dim_head, x.ff_mult,
+                                         x.gate_init)
                 if (i + 1) % every == 0 else None,
                 layer,
             )
@@ -228,6 +241,7 @@ class AF2Model(nn.Module):
         Decoding of a row stops at any ``stop_ids`` token (AF2: ``<|endoftext|>``), which is not returned.
         """
         B = input_ids.shape[0]
+        memory = memory.cached()
         mask = attention_mask.long()
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         stop = torch.tensor(stop_ids, device=input_ids.device)
