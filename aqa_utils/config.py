@@ -246,9 +246,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         name="af2-tiny",
         clap=dict(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), num_classes=8, drop_path_rate=0.0),
         audio_transformer=dict(n_layers=1, n_heads=2, d_inner=128),
-        # af2-tiny's LM is trained from scratch with its audio path, so its gates start open (tanh(1) = 0.76):
-        # closed gates let a from-scratch LM settle on text priors before the audio features mean anything.
-        xattn=dict(heads=2, dim_head=32, ff_mult=2, gate_init=1.0),
+        xattn=dict(heads=2, dim_head=32, ff_mult=2),
         lm=dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
                 num_key_value_heads=2, max_position_embeddings=1024),
     ),

@@ -15,6 +15,7 @@ from typing import Callable
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from .audio import load_clip
 from .config import AudioConfig
@@ -88,7 +89,8 @@ class AQADemo:
         with self.picture:
             self.picture.clear_output(wait=True)
             fig = spectrogram_figure(path, self.audio)
-            plt.show(fig)
+            display(fig)
+            plt.close(fig)
         q = self.questions.get(label)
         if q is not None:
             self.question.value = q.question

@@ -47,6 +47,7 @@ class Profile:
     finetune: TrainConfig
     eval_permutations: int
     eval_limit: int | None
+    eval_max_new_tokens: int
     real_data: bool = False
     real_checkpoint: bool = False
     notes: list[str] = field(default_factory=list)
@@ -84,7 +85,9 @@ def profile(name: str | None = None) -> Profile:
                                val_split="dev", eval_every=100, max_val_examples=48)
         finetune = TrainConfig(mode="lora", corpus="questions", epochs=4, batch_size=8, lr=2e-3, warmup_steps=10,
                                val_split="dev", eval_every=0, max_val_examples=48)
-        eval_permutations, eval_limit = 4, None
+        # AF2 allows 256 new tokens; answers here are under 16 tokens, so 48 loses nothing and keeps a
+        # rambling zero-shot base from dominating the run time (it is unparsed either way).
+        eval_permutations, eval_limit, eval_max_new_tokens = 4, None, 48
     elif name == "ci":
         ci = root / "work" / "ci"
         base = dict(data_root=ci / "mini", base_dir=ci / "base" / "af2-tiny", runs_dir=ci / "runs",
@@ -94,11 +97,11 @@ def profile(name: str | None = None) -> Profile:
                                val_split="dev", max_val_examples=8)
         finetune = TrainConfig(mode="lora", corpus="questions", max_steps=3, batch_size=4, lr=2e-3, warmup_steps=1,
                                val_split="dev", max_val_examples=8)
-        eval_permutations, eval_limit = 2, None
+        eval_permutations, eval_limit, eval_max_new_tokens = 2, None, 12
     else:
         raise ValueError(f"unknown profile {name!r}: 'full' or 'ci'")
     prof = Profile(name=name, pretrain=pretrain, finetune=finetune, eval_permutations=eval_permutations,
-                   eval_limit=eval_limit, **base)
+                   eval_limit=eval_limit, eval_max_new_tokens=eval_max_new_tokens, **base)
     prof.pretrain = replace(prof.pretrain, data_root=str(prof.data_root), out_dir=str(prof.runs_dir / "base_pretrain"))
     prof.finetune = replace(prof.finetune, data_root=str(prof.data_root))
     if settings.get("AQA_DCASE_ROOT"):
@@ -191,7 +194,7 @@ def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", prog
     for name, adapter in systems(prof).items():
         model = load_model(prof.base_dir, adapter, model=None if not prof.real_checkpoint else prof.finetune.model)
         settings = EvalSettings(mode=mode, permutations=prof.eval_permutations, limit=prof.eval_limit,
-                                progress=progress)
+                                max_new_tokens=prof.eval_max_new_tokens, progress=progress, primary="score")
         slug = name.split(" ")[0].lower() if adapter is None else f"lora_r{name.split('=')[1]}"
         results[name] = evaluate(model, tokenizer, questions, settings,
                                  out_dir=prof.results_dir / "eval" / split / slug)
