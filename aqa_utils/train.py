@@ -5,9 +5,9 @@ one of six label formats per example) or, with ``mode="full"`` and ``corpus="cap
 
 Exact resume: the data order of epoch e is a permutation seeded by (seed, e) and each example's augmentation is
 seeded by (seed, epoch, index), so they do not depend on when a run stopped; the checkpoint stores the trainable
-weights, optimizer, scheduler, every RNG state and the step. A run killed and resumed ends bit-identical to an
-uninterrupted one on CPU. Checkpoints are written to a temporary folder and renamed, so a kill during a save never
-leaves a half checkpoint behind.
+weights, the buffers (batch-norm statistics), optimizer, scheduler, every RNG state and the step. A run killed and
+resumed ends bit-identical to an uninterrupted one on CPU. Checkpoints are written to a temporary folder and
+renamed, so a kill during a save never leaves a half checkpoint behind.
 
 Multi-process (DDP through accelerate): each optimizer step consumes one global batch of
 ``batch_size * grad_accum * processes`` examples; every process takes its share, and the loss is the sum over
@@ -157,9 +157,16 @@ class Trainer:
         precision = cfg.precision
         if precision == "auto":
             precision = "bf16" if torch.cuda.is_available() else "fp32"
-        self.accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+        # A launcher's WORLD_SIZE with no accelerator device: accelerate sets up multi-process CPU training (gloo)
+        # only when told the run is CPU-only; otherwise every torchrun process would get world size 1 and train
+        # the whole run on its own (N independent runs writing into one folder).
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        self.accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no",
+                                       cpu=launched > 1 and not _has_accelerator_device())
         self.world = self.accelerator.num_processes
         self.rank = self.accelerator.process_index
+        if launched > 1 and self.world != launched:
+            raise RuntimeError(f"launched with WORLD_SIZE={launched} but accelerate set up {self.world} process(es)")
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -235,7 +242,11 @@ class Trainer:
                 loss = out.loss_sum * self.world / n_global
                 self.accelerator.backward(loss)
             total += float(out.loss_sum.detach())
-        if not math.isfinite(total):
+        # Summed over processes BEFORE the check, so that every process sees the same value and all of them stop
+        # (a process whose own share is finite would otherwise step the optimizer on NaN gradients and then block).
+        summed = torch.tensor([total], device=self.accelerator.device)
+        summed = self.accelerator.reduce(summed, reduction="sum") if self.world > 1 else summed
+        if not math.isfinite(float(summed)):
             raise NonFiniteLossError(
                 f"non-finite loss at step {step}; stopped. The last good checkpoint is kept in {self.out / 'checkpoints'}"
             )
@@ -246,8 +257,6 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        summed = torch.tensor([total], device=self.accelerator.device)
-        summed = self.accelerator.reduce(summed, reduction="sum") if self.world > 1 else summed
         return {"loss": float(summed) / n_global, "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                 "tokens": n_global, "epoch": epoch}
 
@@ -274,6 +283,11 @@ class Trainer:
     def _trainable_state(self) -> dict[str, torch.Tensor]:
         return {n: p.detach().cpu().clone() for n, p in self.unwrapped.named_parameters() if p.requires_grad}
 
+    def _buffer_state(self) -> dict[str, torch.Tensor]:
+        """Persistent buffers: CLAP's batch-norm running statistics move in full training (frozen under LoRA)."""
+        persistent = set(self.unwrapped.state_dict())
+        return {n: b.detach().cpu().clone() for n, b in self.unwrapped.named_buffers() if n in persistent}
+
     def save_checkpoint(self) -> Path:
         """Atomically write checkpoints/step_<N>/ and point checkpoints/latest at it."""
         final = self.out / "checkpoints" / f"step_{self.step:06d}"
@@ -284,6 +298,7 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         torch.save(self._trainable_state(), tmp / "trainable.pt")
+        torch.save(self._buffer_state(), tmp / "buffers.pt")
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(self.scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
@@ -310,6 +325,15 @@ class Trainer:
         with torch.no_grad():
             for name, value in state.items():
                 named[name].copy_(value)
+        if (folder / "buffers.pt").exists():  # checkpoints written before buffers were saved have none
+            buffers = torch.load(folder / "buffers.pt", map_location="cpu")
+            own = dict(self.unwrapped.named_buffers())
+            unknown = set(buffers) - set(own)
+            if unknown:
+                raise RuntimeError(f"{folder}: checkpoint buffers unknown to this model: {sorted(unknown)[:5]}")
+            with torch.no_grad():
+                for name, value in buffers.items():
+                    own[name].copy_(value)
         self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu"))
         self.scheduler.load_state_dict(torch.load(folder / "scheduler.pt", map_location="cpu"))
         rng = torch.load(folder / "rng.pt", map_location="cpu", weights_only=False)
@@ -341,10 +365,9 @@ class Trainer:
         if main:
             (self.out / "config.json").write_text(json.dumps(
                 {"train": self.cfg.to_dict(), "model": self.model_config.to_dict()}, indent=2))
-        log = open(self.out / "metrics.jsonl", "a" if resumed else "w") if main else None
-        if log is not None and resumed:
+        if main and resumed:
             _truncate_log(self.out / "metrics.jsonl", self.step)
-            log = open(self.out / "metrics.jsonl", "a")
+        log = open(self.out / "metrics.jsonl", "a" if resumed else "w") if main else None
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (main and self.cfg.progress),
                    desc=f"{self.cfg.mode} {self.model_config.name}")
         start, done_here = time.perf_counter(), 0
@@ -386,6 +409,11 @@ def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines past the resumed step (written after the last checkpoint by the interrupted run)."""
     lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
     path.write_text("".join(line + "\n" for line in lines))
+
+
+def _has_accelerator_device() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, MPS, XPU, ...
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 class _null:
