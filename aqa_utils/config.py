@@ -153,9 +153,10 @@ class CrossAttentionConfig(_Serialisable):
     """Feed-forward width / LM hidden size."""
     every_n_layers: int = 1
     """A block before every n-th decoder layer (AF2: every layer)."""
-    gate_init: float = 0.0
-    """Initial value of both gates (tanh(0) = 0: the block starts as the identity, as AF2 does to keep a
-    pretrained LM intact). A model trained from scratch can start with open gates instead."""
+    attn_gate_init: float = 0.0
+    """Initial attention gate (tanh(0) = 0: the block starts as the identity, as AF2 does to keep a pretrained LM
+    intact; the feed-forward gate always starts at 0). With a closed gate nothing reaches the audio path, so a
+    model whose audio encoder is not pretrained must start with the gate ajar."""
 
 
 @dataclass
@@ -246,7 +247,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         name="af2-tiny",
         clap=dict(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), num_classes=8, drop_path_rate=0.0),
         audio_transformer=dict(n_layers=1, n_heads=2, d_inner=128),
-        xattn=dict(heads=2, dim_head=32, ff_mult=2),
+        # af2-tiny's CLAP is random, not contrastively pretrained like AF-CLAP: with a closed gate the audio path
+        # would get no gradient at all, so its attention gate starts ajar (tanh(0.5) = 0.46).
+        xattn=dict(heads=2, dim_head=32, ff_mult=2, attn_gate_init=0.5),
         lm=dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
                 num_key_value_heads=2, max_position_embeddings=1024),
     ),

@@ -90,7 +90,7 @@ class QuestionExamples:
 
 
 class CaptionExamples:
-    """The caption corpus: captions under a fixed prompt, and option-free question/answer lines."""
+    """The caption corpus: per clip, its caption (under a fixed prompt) and its option-free question/answer."""
 
     def __init__(self, root: Path, split: str):
         path = root / "captions" / f"{split}.jsonl"
@@ -100,9 +100,9 @@ class CaptionExamples:
         for n, line in enumerate(path.read_text().splitlines(), 1):
             try:
                 row = json.loads(line)
-                prompt = row.get("question") or CAPTION_PROMPT
-                target = row["answer"] if "question" in row else row["text"]
-                self.items.append(Example(root / row["audio"], prompt, target))
+                self.items.append(Example(root / row["audio"], CAPTION_PROMPT, row["text"]))
+                if "question" in row:
+                    self.items.append(Example(root / row["audio"], row["question"], row["answer"]))
             except (json.JSONDecodeError, KeyError) as err:
                 raise ValueError(f"{path}:{n}: malformed caption line ({err})") from err
 

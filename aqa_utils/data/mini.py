@@ -505,7 +505,7 @@ def _write_split(root: Path, split: str, n: int, seed: int, audio: bool) -> dict
 
 def _write_captions(root: Path, split: str, n: int, seed: int, audio: bool) -> int:
     """Caption corpus: n distinct clips from the same generators, one line each, as 16 kHz mono WAV (pretraining
-    needs no file-format quirks); a third of the lines are an option-free question and its answer."""
+    needs no file-format quirks): the clip's caption and one option-free question with its answer."""
     rng = _seed(seed, 100 + _SPLIT_KEYS[split])
     scenes = _plan(rng, n, prefix="cap", per_clip=1)
     lines = []
@@ -514,10 +514,10 @@ def _write_captions(root: Path, split: str, n: int, seed: int, audio: bool) -> i
         if audio:
             _write_audio(root / rel, scene, _seed(seed, 100 + _SPLIT_KEYS[split], 10, index), plain=True)
         qa = scene.qas[int(rng.integers(len(scene.qas)))]
-        line = {"audio": rel, "text": scene.caption, "subset": scene.subset}
-        if rng.random() < 1 / 3:  # an option-free question: "question" is the prompt, "answer" the target
-            line.update(text=f"{qa.question} {qa.answer}", question=qa.question, answer=qa.answer)
-        lines.append(json.dumps(line))
+        # Each clip carries its caption and one option-free question with its short answer: the answers are
+        # almost all audio-dependent tokens, the signal that teaches a from-scratch model to listen.
+        lines.append(json.dumps({"audio": rel, "text": scene.caption, "subset": scene.subset,
+                                 "question": qa.question, "answer": qa.answer}))
     (root / "captions").mkdir(parents=True, exist_ok=True)
     (root / "captions" / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines))
     return len(lines)

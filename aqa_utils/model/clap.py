@@ -104,6 +104,11 @@ def int16_round_trip(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(-1.0, 1.0) * 32767.0).to(torch.int16).to(x.dtype) / 32767.0
 
 
+def _same_dtype_inputs(module: nn.Module, args: tuple) -> tuple:
+    x, residual = args
+    return x, residual.to(x.dtype)
+
+
 class CLAPEncoder(nn.Module):
     """Windows of audio -> CLAP tokens.
 
@@ -114,6 +119,11 @@ class CLAPEncoder(nn.Module):
     def __init__(self, cfg: HTSATConfig, audio: AudioConfig):
         super().__init__()
         self.nvclap = build_htsat(cfg, audio)
+        fusion = getattr(self.nvclap.patch_embed, "fusion_model", None)
+        if fusion is not None:
+            # laion-clap pads the local branch with float32 zeros; in bf16 (weights or autocast) the fusion would
+            # then mix dtypes. Hand it the local branch in the global branch's dtype.
+            fusion.register_forward_pre_hook(_same_dtype_inputs)
         self.audio_config = audio
         # The mel front end is fixed DSP kept outside the module tree: it is not in the release's state dict and
         # must stay float32 when the model is cast to bf16. One copy per device, made on first use.

@@ -111,7 +111,7 @@ class AF2Model(nn.Module):
         self.lang_encoder.model.layers = nn.ModuleList(
             FlamingoLayer(
                 GatedCrossAttentionBlock(config.lm.hidden_size, config.audio_dim, x.heads, x.dim_head, x.ff_mult,
-                                         x.gate_init)
+                                         x.attn_gate_init, init_std=self.lang_encoder.config.initializer_range)
                 if (i + 1) % every == 0 else None,
                 layer,
             )

@@ -2,7 +2,7 @@
 
 Text hidden states attend to every valid audio token (padding masked; AF2 does not restrict text to the
 "immediate" media). Both the attention and the feed-forward branch are scaled by ``tanh(gate)`` with gates that
-start at 0 (``gate_init``), so a freshly initialised block is the identity. Names match the release:
+start at 0 (``attn_gate_init`` can open the attention gate), so a fresh block is the identity. Names match the release:
 ``attn.{norm,to_q,to_kv,to_out}``, ``attn_gate``, ``ff.{0,1,3}``, ``ff_gate``.
 """
 
@@ -49,17 +49,24 @@ class MaskedCrossAttention(nn.Module):
 class GatedCrossAttentionBlock(nn.Module):
     """x + tanh(attn_gate) * xattn(x, audio); then x + tanh(ff_gate) * ff(x)."""
 
-    def __init__(self, dim: int, dim_audio: int, heads: int, dim_head: int, ff_mult: int, gate_init: float = 0.0):
+    def __init__(self, dim: int, dim_audio: int, heads: int, dim_head: int, ff_mult: int,
+                 attn_gate_init: float = 0.0, init_std: float | None = None):
+        """``init_std``: draw the projections from N(0, init_std) (the LM's own initializer range) rather than
+        PyTorch's default, whose outputs would be far larger than a freshly initialised LM's embeddings."""
         super().__init__()
         self.attn = MaskedCrossAttention(dim, dim_audio, heads, dim_head)
-        self.attn_gate = nn.Parameter(torch.full((1,), float(gate_init)))
+        self.attn_gate = nn.Parameter(torch.full((1,), float(attn_gate_init)))
         self.ff = nn.Sequential(
             nn.LayerNorm(dim),
             nn.Linear(dim, dim * ff_mult, bias=False),
             nn.GELU(),
             nn.Linear(dim * ff_mult, dim, bias=False),
         )
-        self.ff_gate = nn.Parameter(torch.full((1,), float(gate_init)))
+        self.ff_gate = nn.Parameter(torch.zeros(1))
+        if init_std is not None:
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.normal_(module.weight, std=init_std)
 
     def forward(self, x: torch.Tensor, audio: torch.Tensor, audio_mask: torch.Tensor,
                 kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
