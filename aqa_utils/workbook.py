@@ -81,7 +81,7 @@ def profile(name: str | None = None) -> Profile:
         base = dict(data_root=root / "data" / "mini", base_dir=root / "work" / "base" / "af2-tiny",
                     runs_dir=root / "results" / "runs", results_dir=root / "results",
                     mini_sizes=dict(n_train=480, n_dev=240, n_eval=60, n_captions_train=600, n_captions_dev=100))
-        pretrain = TrainConfig(mode="full", corpus="captions", epochs=8, batch_size=8, lr=3e-3, warmup_steps=20,
+        pretrain = TrainConfig(mode="full", corpus="captions", epochs=4, batch_size=8, lr=3e-3, warmup_steps=20,
                                val_split="dev", eval_every=100, max_val_examples=48)
         finetune = TrainConfig(mode="lora", corpus="questions", epochs=4, batch_size=8, lr=2e-3, warmup_steps=10,
                                val_split="dev", eval_every=0, max_val_examples=48)
