@@ -213,6 +213,15 @@ NOTEBOOKS = (
 )
 
 
+def _drop_widget_state(path: Path) -> None:
+    """Saved widget state repeats every clip the demo loaded as bytes; the executed copy does not need it."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    if nb.metadata.pop("widgets", None) is not None:
+        nbformat.write(nb, path)
+
+
 def reproduce(profile: str = "full") -> int:
     """Run every notebook top to bottom with papermill (04 once per rank); executed copies land in results/."""
     import papermill
@@ -229,6 +238,7 @@ def reproduce(profile: str = "full") -> int:
             start = time.perf_counter()
             papermill.execute_notebook(str(nb_dir / name), str(out_dir / out_name), parameters=params,
                                        cwd=str(nb_dir), progress_bar=False, kernel_name="python3")
+            _drop_widget_state(out_dir / out_name)
             timings[out_name] = round(time.perf_counter() - start, 1)
             print(f"{out_name}: {timings[out_name]} s")
     (prof.results_dir / "reproduce_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
