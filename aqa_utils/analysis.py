@@ -178,3 +178,16 @@ def label_mask_table(tokenizer, prompt: str, target: str) -> pd.DataFrame:
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
     return pd.DataFrame({"token": [tokenizer.decode([i]) for i in ids], "id": ids,
                          "in loss": [label != -100 for label in labels]})
+
+
+def rank_comparison(correct: dict[int, np.ndarray], reference: int = 8, n_boot: int = 2000) -> tuple[pd.DataFrame, bool]:
+    """Each higher rank against ``reference`` on the same questions (paired bootstrap), and the saturation verdict:
+    True when no higher rank beats the reference with 95% confidence (every interval reaches 0 or below)."""
+    rows = {}
+    for rank in sorted(r for r in correct if r > reference):
+        d = paired_difference(correct[reference], correct[rank], n_boot=n_boot)
+        rows[f"r={rank} minus r={reference}"] = {
+            "difference %": round(100 * d["difference"], 1), "95% CI": tuple(round(100 * v, 1) for v in d["ci"]),
+            "P(higher rank better)": round(d["p_b_better"], 2), "n": d["n"]}
+    table = pd.DataFrame(rows).T
+    return table, all(row["95% CI"][0] <= 0 for row in rows.values())

@@ -262,6 +262,8 @@ def write_results_readme(prof: Profile, results: dict, rank_table, comparison) -
         "",
         headline_table(scored).to_markdown(),
         "",
+        f"Chance level (mean of 1 / number of options): {100 * next(iter(scored.values()))['chance']:.1f}%.",
+        "",
         "## Rank saturation (measured here)",
         "",
         rank_table.drop(columns=["train seconds"]).to_markdown(),
