@@ -262,7 +262,10 @@ def write_results_readme(prof: Profile, results: dict, rank_table, comparison) -
         "",
         headline_table(scored).to_markdown(),
         "",
-        f"Chance level (mean of 1 / number of options): {100 * next(iter(scored.values()))['chance']:.1f}%.",
+        f"Chance level (mean of 1 / number of options): {100 * next(iter(scored.values()))['chance']:.1f}%. "
+        + "Above chance with 95% confidence (micro CI lower bound > chance): "
+        + ", ".join(f"{name}: {'yes' if rep['micro_ci'][0] > rep['chance'] else 'no'}" for name, rep in scored.items())
+        + ".",
         "",
         "## Rank saturation (measured here)",
         "",
