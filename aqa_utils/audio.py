@@ -10,6 +10,8 @@ decodes (the DCASE dev set has ~800 such files). torchaudio is used for resampli
 from __future__ import annotations
 
 import math
+import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +134,34 @@ def pad_window_batch(windows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.T
         batch[i, : w.shape[0]] = w
         mask[i, : w.shape[0]] = True
     return batch, mask
+
+
+class ClipCache:
+    """Windows of clips keyed by path, each decoded once: LRU up to ``max_clips`` (None: keep all; 0: keep none,
+    re-reading every time as NVIDIA's per-question scripts do). Counts loads, hits and loading time."""
+
+    def __init__(self, cfg: AudioConfig = AudioConfig(), max_clips: int | None = None):
+        self.cfg, self.max_clips = cfg, max_clips
+        self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.loads = self.hits = 0
+        self.load_seconds = 0.0
+
+    def get(self, path: str | Path) -> torch.Tensor:
+        """(L, window_samples) windows of the clip."""
+        key = str(path)
+        if key in self._items:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key]
+        start = time.perf_counter()
+        windows, _ = split_windows(load_clip(path, self.cfg), self.cfg)
+        self.load_seconds += time.perf_counter() - start
+        self.loads += 1
+        if self.max_clips != 0:
+            self._items[key] = windows
+            if self.max_clips is not None and len(self._items) > self.max_clips:
+                self._items.popitem(last=False)
+        return windows
+
+    def stats(self) -> dict:
+        return {"loads": self.loads, "hits": self.hits, "load_s": self.load_seconds}

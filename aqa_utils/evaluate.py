@@ -25,10 +25,9 @@ import json
 import math
 import re
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from aqa_utils import metrics
-from aqa_utils.audio import load_clip, pad_window_batch, split_windows
+from aqa_utils.audio import ClipCache, pad_window_batch
 from aqa_utils.config import AudioConfig
 from aqa_utils.data import augment
 from aqa_utils.data.augment import EVAL_FORMAT, eval_example, parse_answer, render_answer
@@ -158,48 +157,6 @@ def _device(model: Any) -> torch.device:
 def _audio_config(model: Any) -> AudioConfig:
     config = getattr(model, "config", None)
     return getattr(config, "audio", None) or AudioConfig()
-
-
-class ClipCache:
-    """Windows of recently used clips, keyed by audio path (LRU); counts loads, hits and loading time."""
-
-    def __init__(self, cfg: AudioConfig, max_clips: int = 256, loader: Callable | None = None):
-        self.cfg, self.max_clips = cfg, max_clips
-        self._loader = loader
-        self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self.loads = self.hits = 0
-        self.load_seconds = 0.0
-
-    def get(self, path: str | Path) -> torch.Tensor:
-        key = str(path)
-        if key in self._items:
-            self.hits += 1
-            self._items.move_to_end(key)
-            return self._items[key]
-        t0 = time.perf_counter()
-        # Looked up at call time, so a test's monkeypatch of aqa_utils.evaluate.load_clip is seen.
-        wave = (self._loader or load_clip)(path, self.cfg)
-        windows, _ = split_windows(wave, self.cfg)
-        self.load_seconds += time.perf_counter() - t0
-        self.loads += 1
-        self._items[key] = windows
-        if len(self._items) > self.max_clips:
-            self._items.popitem(last=False)
-        return windows
-
-    def stats(self) -> dict[str, Any]:
-        return {"loads": self.loads, "hits": self.hits, "load_s": self.load_seconds}
-
-
-class _NoCache(ClipCache):
-    """Reads the clip every time (NVIDIA's per-question scripts)."""
-
-    def get(self, path: str | Path) -> torch.Tensor:
-        t0 = time.perf_counter()
-        windows, _ = split_windows(load_clip(path, self.cfg), self.cfg)
-        self.load_seconds += time.perf_counter() - t0
-        self.loads += 1
-        return windows
 
 
 @dataclass
@@ -519,7 +476,7 @@ def evaluate_sequential_generate(model: Any, tokenizer: Any, questions: Sequence
     """
     settings = EvalSettings(mode="generate", batch_size=1, max_new_tokens=max_new_tokens)
     questions = list(questions)
-    cache = _NoCache(_audio_config(_core(model)))
+    cache = ClipCache(_audio_config(_core(model)), max_clips=0)
     items = [_Item(i, q, tuple(range(len(q.choices)))) for i, q in enumerate(questions)]
     core = _core(model)
     device = _device(core)

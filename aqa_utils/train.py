@@ -17,6 +17,7 @@ global batch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,8 +32,8 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from .audio import load_clip, pad_window_batch, split_windows
-from .config import AudioConfig, ModelConfig, TrainConfig
+from .audio import ClipCache, pad_window_batch
+from .config import ModelConfig, TrainConfig
 from .data.augment import eval_example, training_example
 from .data.dcase import Question, load_split
 from .data.prompt import TrainCollator, build_tokenizer
@@ -53,22 +54,6 @@ class Example:
     audio_path: Path
     prompt: str
     target: str
-
-
-class ClipStore:
-    """Decoded, windowed clips: (L, S) windows and their (L,) mask, optionally cached in memory."""
-
-    def __init__(self, audio: AudioConfig, cache: bool):
-        self.audio, self.cache = audio, cache
-        self._clips: dict[Path, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def get(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-        if path in self._clips:
-            return self._clips[path]
-        clip = split_windows(load_clip(path, self.audio), self.audio)
-        if self.cache:
-            self._clips[path] = clip
-        return clip
 
 
 class QuestionExamples:
@@ -186,7 +171,7 @@ class Trainer:
             raise ValueError(f"mode must be 'lora' or 'full', not {cfg.mode!r}")
         self.tokenizer = build_tokenizer()
         self.collate = TrainCollator(self.tokenizer)
-        self.clips = ClipStore(self.model_config.audio, cfg.cache_audio)
+        self.clips = ClipCache(self.model_config.audio, max_clips=None if cfg.cache_audio else 0)
         self.train_data = load_examples(cfg, cfg.train_split, train=True)
         self.val_data = load_examples(cfg, cfg.val_split, train=False) if cfg.val_split else None
 
@@ -207,9 +192,7 @@ class Trainer:
         return self.accelerator.unwrap_model(self.model)
 
     def _batch(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        windows, masks = zip(*(self.clips.get(e.audio_path) for e in examples))
-        w, wm = pad_window_batch([torch.as_tensor(x) for x in windows])
-        # pad_window_batch builds the mask from the windows themselves; each clip's own mask is all True.
+        w, wm = pad_window_batch([self.clips.get(e.audio_path) for e in examples])
         text = self.collate([(e.prompt, e.target) for e in examples])
         device = self.accelerator.device
         return {"windows": w.to(device), "window_mask": wm.to(device), **{k: v.to(device) for k, v in text.items()}}
@@ -234,7 +217,7 @@ class Trainer:
         for k, chunk in enumerate(micro):
             batch = self._batch(chunk)
             sync = k == len(micro) - 1
-            with self.accelerator.no_sync(self.model) if not sync else _null():
+            with self.accelerator.no_sync(self.model) if not sync else contextlib.nullcontext():
                 with self.accelerator.autocast():
                     out = self.model(batch["input_ids"], batch["attention_mask"], windows=batch["windows"],
                                      window_mask=batch["window_mask"], labels=batch["labels"])
@@ -414,14 +397,6 @@ def _truncate_log(path: Path, step: int) -> None:
 def _has_accelerator_device() -> bool:
     accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, MPS, XPU, ...
     return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if weights["weights"] != "checkpoint":
         notes.append("Random weights: no model knowledge, so the accuracies are chance-level noise and the equal-"
                      "accuracy part of the goal cannot be judged here; generation runs to the token cap "
-                     f"(share_at_cap), the worst case for (a) and (b).")
+                     "(share_at_cap), the worst case for (a) and (b).")
     settings = {"model": "af2-tiny", **weights, "questions": n, "data": rel(root), "max_new_tokens": args.max_new_tokens,
                 "batch_size": args.batch_size, "score_repeats": args.score_repeats,
                 "generate_repeats": args.generate_repeats, "quick": args.quick}

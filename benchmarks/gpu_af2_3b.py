@@ -35,7 +35,7 @@ from itertools import chain
 
 import common  # noqa: F401
 import torch
-from common import (GiB, MiB, add_common_args, apply_common_args, out_dir_for, patch_fusion_dtype, quiet_warnings,
+from common import (GiB, add_common_args, apply_common_args, out_dir_for, patch_fusion_dtype, quiet_warnings,
                     summarise, synthetic_batch, sync, time_call, write_result)
 from tqdm.auto import tqdm
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import aqa_utils.evaluate as ev
+from aqa_utils import audio
 from aqa_utils import metrics
 from aqa_utils.config import ModelConfig
 from aqa_utils.data.dcase import load_split
@@ -239,13 +240,13 @@ def test_oracle_is_fully_robust(monkeypatch, tokenizer, dev, tmp_path):
 
 def test_shared_clip_is_loaded_and_encoded_once(monkeypatch, tokenizer, dev):
     calls = Counter()
-    real = ev.load_clip
+    real = audio.load_clip
 
     def counting(path, cfg):
         calls[str(path)] += 1
         return real(path, cfg)
 
-    monkeypatch.setattr(ev, "load_clip", counting)
+    monkeypatch.setattr(audio, "load_clip", counting)
     per_clip = Counter(str(q.audio_path) for q in dev)
     assert max(per_clip.values()) > 1  # the benchmark does share clips
     fake = AlwaysA(tokenizer)

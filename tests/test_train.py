@@ -27,14 +27,15 @@ from aqa_utils.data.mini import make_mini_benchmark
 from aqa_utils.model import build_model
 from aqa_utils.model import checkpoint as release
 from aqa_utils.model.flamingo import AF2Model, LossOutput
-from aqa_utils.train import ClipStore, NonFiniteLossError, Trainer, read_metrics
+from aqa_utils.audio import ClipCache
+from aqa_utils.train import NonFiniteLossError, Trainer, read_metrics
 from ddp_worker import ddp_config, deterministic_clap
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = dict(n_train=24, n_dev=8, n_eval=3, n_captions_train=16, n_captions_dev=4)
 LORA_STEPS = 4  # of the 6 steps in one epoch (24 examples, global batch 4)
 
-_CLIP_STORES: dict[str, ClipStore] = {}
+_CLIP_STORES: dict[str, ClipCache] = {}
 
 
 # ------------------------------------------------------------------------------------------------------ fixtures
