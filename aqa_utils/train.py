@@ -209,7 +209,7 @@ class Trainer:
         indices, epoch = self._global_batch_indices(step)
         examples = [self.train_data.get(i, epoch) for i in indices]
         # Tokens of the whole global batch: the loss is normalised by it on every process.
-        n_global = sum(int((self.collate([(e.prompt, e.target)])["labels"][:, 1:] != -100).sum()) for e in examples)
+        n_global = int((self.collate([(e.prompt, e.target) for e in examples])["labels"][:, 1:] != -100).sum())
         mine = examples[self.rank::self.world]
         micro = [mine[i::self.cfg.grad_accum] for i in range(self.cfg.grad_accum)]
         self.model.train()
