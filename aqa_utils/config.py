@@ -32,7 +32,7 @@ def _from_dict(cls: Type[T], data: dict[str, Any], where: str = "") -> T:
         sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
         if sub is not None and dataclasses.is_dataclass(sub) and isinstance(value, dict):
             kwargs[name] = _from_dict(sub, value, f"{where or cls.__name__}.{name}")
-        elif isinstance(value, list) and f.type in ("tuple[int, ...]", "tuple[int, int]"):
+        elif isinstance(value, list) and f.type in ("tuple[int, ...]", "tuple[int, int]", "tuple[str, ...]"):
             kwargs[name] = tuple(value)
         else:
             kwargs[name] = value
@@ -249,8 +249,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         audio_transformer=dict(n_layers=1, n_heads=2, d_inner=128),
         # af2-tiny's CLAP is random, not contrastively pretrained like AF-CLAP: with a closed gate the audio path
         # would get no gradient at all, so its attention gate starts ajar (tanh(0.5) = 0.46).
-        xattn=dict(heads=2, dim_head=32, ff_mult=2, attn_gate_init=0.5),
-        lm=dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
+        xattn=dict(heads=4, dim_head=32, ff_mult=2, attn_gate_init=0.5),
+        lm=dict(hidden_size=128, intermediate_size=384, num_hidden_layers=3, num_attention_heads=4,
                 num_key_value_heads=2, max_position_embeddings=1024),
     ),
 }
@@ -291,6 +291,38 @@ class LoraSettings(_Serialisable):
 
 
 @dataclass
+class AudioPretrainConfig(_Serialisable):
+    """Stage 0 of the tiny base (``audio_pretrain``): the audio encoder learns to tag the caption corpus' sounds."""
+
+    model: str = "af2-tiny"
+    """Preset name or model config file of the model whose CLAP is trained (the rest stays random)."""
+    data_root: str = "data/mini"
+    """Folder holding ``captions/{train,dev}.jsonl`` and their audio."""
+    epochs: float = 6.0
+    """Passes over the caption clips."""
+    batch_size: int = 16
+    """Clips per step."""
+    lr: float = 3e-4
+    """Peak learning rate (higher rates measurably erased species information from the tiny HTSAT's tokens)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_steps: int = 10
+    """Linear warm-up steps."""
+    schedule: str = "cosine"
+    """After warm-up: "cosine" (to 10% of peak), "linear" (to 0) or "constant"."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm (0: off)."""
+    spec_augment: bool = False
+    """Keep laion-clap's train-mode SpecAugment (off: on a corpus this small it mostly hides the evidence)."""
+    seed: int = 0
+    """Seeds initialisation and data order."""
+    out_dir: str = "work/runs/audio_encoder"
+    """Run folder: metrics.jsonl, summary.json, final/ (the whole model, release layout)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
 class TrainConfig(_Serialisable):
     """One training run: LoRA fine-tuning on questions, or full training of a base on captions."""
 
@@ -310,6 +342,9 @@ class TrainConfig(_Serialisable):
     """"lora" (adapters only, base frozen) or "full" (every weight trains: base pretraining)."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     """Adapter settings for mode "lora"."""
+    frozen: tuple[str, ...] = ()
+    """Mode "full": components kept fixed ("clap", "audio_transformer", "xattn", "lm"); a frozen CLAP also runs in
+    eval mode (batch-norm statistics fixed, no SpecAugment), as in AF2's first stage, where AF-CLAP is frozen."""
     epochs: float = 3.0
     """Passes over the training data (fractional allowed); ``max_steps`` wins when set."""
     max_steps: int | None = None
@@ -346,6 +381,9 @@ class TrainConfig(_Serialisable):
     """Skip questions with data problems (reported) instead of refusing to start."""
     cache_audio: bool = True
     """Keep decoded clips in memory (right for the mini benchmark; off for full DCASE)."""
+    cache_clap_tokens: bool = True
+    """With "clap" in ``frozen`` (mode "full"), compute each clip's CLAP tokens once and reuse them every epoch
+    (a frozen CLAP runs in eval mode, so they never change). Memory: tokens_per_window x out_dim floats per window."""
     out_dir: str = "work/runs/run"
     """Run folder: config, metrics.jsonl, checkpoints/, final/."""
     progress: bool = True

@@ -24,6 +24,8 @@ _COMPONENT_OF = [
     ("lm", lambda n: n.startswith("lang_encoder.")),
 ]
 
+COMPONENTS = tuple(name for name, _ in _COMPONENT_OF)
+
 
 class LoraTargetError(ValueError):
     """The LoRA configuration does not select exactly the intended modules."""

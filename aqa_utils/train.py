@@ -24,6 +24,7 @@ import os
 import random
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +35,10 @@ from tqdm.auto import tqdm
 
 from .audio import ClipCache, pad_window_batch
 from .config import ModelConfig, TrainConfig
-from .data.augment import eval_example, training_example
+from .data.augment import augmented_example, eval_example, render_answer, render_question, training_example
 from .data.dcase import Question, load_split
 from .data.prompt import TrainCollator, build_tokenizer
-from .lora import apply_lora, lora_parameter_counts, save_adapter
+from .lora import COMPONENTS, apply_lora, component_of, lora_parameter_counts, save_adapter
 from .model import build_model
 from .model import checkpoint as release
 
@@ -75,39 +76,63 @@ class QuestionExamples:
 
 
 class CaptionExamples:
-    """The caption corpus: per clip, its caption (under a fixed prompt) and its option-free question/answer."""
+    """The caption corpus: per clip, its caption (under a fixed prompt) and its multiple-choice question, rendered
+    with the report's augmentation (shuffled options, one of six label formats) when ``train`` is True, else in
+    the fixed eval format."""
 
-    def __init__(self, root: Path, split: str):
+    def __init__(self, root: Path, split: str, seed: int = 0, train: bool = True):
         path = root / "captions" / f"{split}.jsonl"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no caption corpus (generate the mini benchmark first)")
-        self.items = []
+        self.seed, self.train = seed, train
+        self.items: list[Example | tuple[Path, str, list[str], int]] = []
+        problems = []
         for n, line in enumerate(path.read_text().splitlines(), 1):
             try:
                 row = json.loads(line)
-                self.items.append(Example(root / row["audio"], CAPTION_PROMPT, row["text"]))
-                if "question" in row:
-                    self.items.append(Example(root / row["audio"], row["question"], row["answer"]))
-            except (json.JSONDecodeError, KeyError) as err:
-                raise ValueError(f"{path}:{n}: malformed caption line ({err})") from err
+                audio = root / row["audio"]
+                answer = row["choices"].index(row["answer"])
+                self.items.append(Example(audio, CAPTION_PROMPT, row["text"]))
+                self.items.append((audio, row["question"], list(row["choices"]), answer))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                problems.append(f"{path}:{n}: malformed caption line ({type(err).__name__}: {err})")
+        if problems:
+            raise ValueError(f"{len(problems)} malformed caption line(s):\n  " + "\n  ".join(problems))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def get(self, index: int, epoch: int) -> Example:
-        return self.items[index]
+        item = self.items[index]
+        if isinstance(item, Example):
+            return item
+        audio, question, choices, answer = item
+        if self.train:
+            mc = augmented_example(question, choices, answer, np.random.default_rng([self.seed, epoch, index]))
+            return Example(audio, mc.prompt, mc.target)
+        return Example(audio, render_question(question, choices), render_answer(choices, answer))
 
 
 def load_examples(cfg: TrainConfig, split: str, train: bool):
     root = Path(cfg.data_root)
     if cfg.corpus == "captions":
-        return CaptionExamples(root, split)
+        return CaptionExamples(root, split, cfg.seed, train)
     if cfg.corpus != "questions":
         raise ValueError(f"corpus must be 'questions' or 'captions', not {cfg.corpus!r}")
     loaded = load_split(root, split, skip_problems=cfg.skip_bad_data)
     if loaded.skipped:
         print(f"{split}: skipped {loaded.skipped} questions with data problems: {loaded.summary()}")
     return QuestionExamples(loaded.questions, cfg.seed, train)
+
+
+def freeze_components(model, frozen: tuple[str, ...]) -> None:
+    """Stop the gradient of every parameter of the named components (see ``lora.COMPONENTS``)."""
+    unknown = sorted(set(frozen) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"frozen: unknown component(s) {unknown}; known: {list(COMPONENTS)}")
+    for name, param in model.named_parameters():
+        if component_of(name) in frozen:
+            param.requires_grad_(False)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -169,9 +194,12 @@ class Trainer:
             model = apply_lora(model, cfg.lora)
         elif cfg.mode != "full":
             raise ValueError(f"mode must be 'lora' or 'full', not {cfg.mode!r}")
+        freeze_components(model, cfg.frozen if cfg.mode == "full" else ())
         self.tokenizer = build_tokenizer()
         self.collate = TrainCollator(self.tokenizer)
         self.clips = ClipCache(self.model_config.audio, max_clips=None if cfg.cache_audio else 0)
+        self.clap_tokens: dict[str, torch.Tensor] | None = (
+            {} if cfg.cache_clap_tokens and cfg.mode == "full" and "clap" in cfg.frozen else None)
         self.train_data = load_examples(cfg, cfg.train_split, train=True)
         self.val_data = load_examples(cfg, cfg.val_split, train=False) if cfg.val_split else None
 
@@ -192,10 +220,28 @@ class Trainer:
         return self.accelerator.unwrap_model(self.model)
 
     def _batch(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        w, wm = pad_window_batch([self.clips.get(e.audio_path) for e in examples])
-        text = self.collate([(e.prompt, e.target) for e in examples])
+        """Model inputs: ``audio`` (the forward's keyword arguments for the audio) plus the collated text."""
         device = self.accelerator.device
-        return {"windows": w.to(device), "window_mask": wm.to(device), **{k: v.to(device) for k, v in text.items()}}
+        text = {k: v.to(device) for k, v in self.collate([(e.prompt, e.target) for e in examples]).items()}
+        if self.clap_tokens is not None:
+            tokens = [self._frozen_clap_tokens(e.audio_path) for e in examples]
+            batch = torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True)
+            mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(t), dtype=torch.bool) for t in tokens],
+                                                   batch_first=True)
+            return {"audio": {"clap_tokens": (batch, mask.to(device))}, **text}
+        w, wm = pad_window_batch([self.clips.get(e.audio_path) for e in examples])
+        return {"audio": {"windows": w.to(device), "window_mask": wm.to(device)}, **text}
+
+    @torch.no_grad()
+    def _frozen_clap_tokens(self, path: Path) -> torch.Tensor:
+        """(L * tokens_per_window, D) CLAP tokens of a clip, computed once by the frozen (eval-mode) CLAP."""
+        key = str(path)
+        if key not in self.clap_tokens:
+            windows = self.clips.get(path).to(self.accelerator.device)
+            clap = self.unwrapped.clap.eval()
+            with self.accelerator.autocast():
+                self.clap_tokens[key] = clap(windows).flatten(0, 1)
+        return self.clap_tokens[key]
 
     def _global_batch_indices(self, step: int) -> list[int]:
         """Indices of the examples optimizer step ``step`` consumes (every process computes the same list)."""
@@ -213,14 +259,16 @@ class Trainer:
         mine = examples[self.rank::self.world]
         micro = [mine[i::self.cfg.grad_accum] for i in range(self.cfg.grad_accum)]
         self.model.train()
+        if "clap" in self.cfg.frozen and self.cfg.mode == "full":
+            self.unwrapped.clap.eval()
         total = 0.0
         for k, chunk in enumerate(micro):
             batch = self._batch(chunk)
             sync = k == len(micro) - 1
             with self.accelerator.no_sync(self.model) if not sync else contextlib.nullcontext():
                 with self.accelerator.autocast():
-                    out = self.model(batch["input_ids"], batch["attention_mask"], windows=batch["windows"],
-                                     window_mask=batch["window_mask"], labels=batch["labels"])
+                    out = self.model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"],
+                                     **batch["audio"])
                 # DDP averages gradients over processes, hence the factor `world`.
                 loss = out.loss_sum * self.world / n_global
                 self.accelerator.backward(loss)
@@ -253,8 +301,8 @@ class Trainer:
         for start in range(self.rank * self.cfg.batch_size, n, self.cfg.batch_size * self.world):
             batch = self._batch([self.val_data.get(i, 0) for i in range(start, min(n, start + self.cfg.batch_size))])
             with self.accelerator.autocast():
-                out = self.model(batch["input_ids"], batch["attention_mask"], windows=batch["windows"],
-                                 window_mask=batch["window_mask"], labels=batch["labels"])
+                out = self.model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"],
+                                 **batch["audio"])
             loss_sum += float(out.loss_sum)
             tokens += out.n_tokens
         totals = torch.tensor([loss_sum, float(tokens)], device=self.accelerator.device)
@@ -386,6 +434,41 @@ class Trainer:
             if main:
                 (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+
+@torch.no_grad()
+def audio_reliance(model, examples: list[Example], batch_size: int = 8, seed: int = 0) -> dict[str, float]:
+    """Does a model listen? Mean loss per answer token with each example's own clip ("matched") and with the clip
+    of another example whose audio differs ("shuffled", a seeded derangement). Equal losses: the audio is ignored.
+
+    ``model``: an AF2Model (eval mode is set here); ``examples``: at least two, not all with the same clip.
+    """
+    paths = [e.audio_path for e in examples]
+    if max(Counter(paths).values()) > len(paths) / 2:
+        raise ValueError("audio_reliance: no clip may be used by more than half of the examples (no derangement)")
+    rng = random.Random(seed)
+    while True:  # a derangement of the clips: no example keeps audio identical to its own
+        others = paths[:]
+        rng.shuffle(others)
+        if all(a != b for a, b in zip(paths, others)):
+            break
+    model.eval()
+    collate = TrainCollator(build_tokenizer())
+    clips = ClipCache(model.config.audio)
+    device = model.device
+    totals = {}
+    for name, audio in (("matched", paths), ("shuffled", others)):
+        loss_sum, tokens = 0.0, 0
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            text = collate([(e.prompt, e.target) for e in chunk])
+            windows, mask = pad_window_batch([clips.get(p) for p in audio[start:start + batch_size]])
+            out = model(text["input_ids"].to(device), text["attention_mask"].to(device), windows=windows.to(device),
+                        window_mask=mask.to(device), labels=text["labels"].to(device))
+            loss_sum += float(out.loss_sum)
+            tokens += out.n_tokens
+        totals[name] = loss_sum / max(tokens, 1)
+    return totals
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .config import LoraSettings, TrainConfig
+from .config import AudioPretrainConfig, LoraSettings, TrainConfig
 
 RANKS = (8, 16, 32)
 
@@ -43,7 +43,10 @@ class Profile:
     runs_dir: Path
     results_dir: Path
     mini_sizes: dict
+    audio_pretrain: AudioPretrainConfig
+    """Stage 0 of the tiny base: the audio encoder learns to tag the captions' sounds."""
     pretrain: TrainConfig
+    """Stage 1 of the tiny base: CLAP frozen, the rest learns captions and multiple-choice questions."""
     finetune: TrainConfig
     eval_permutations: int
     eval_limit: int | None
@@ -81,9 +84,10 @@ def profile(name: str | None = None) -> Profile:
         base = dict(data_root=root / "data" / "mini", base_dir=root / "work" / "base" / "af2-tiny",
                     runs_dir=root / "results" / "runs", results_dir=root / "results",
                     mini_sizes=dict(n_train=480, n_dev=240, n_eval=60, n_captions_train=600, n_captions_dev=100))
-        pretrain = TrainConfig(mode="full", corpus="captions", epochs=4, batch_size=8, lr=3e-3, warmup_steps=20,
-                               val_split="dev", eval_every=100, max_val_examples=48)
-        finetune = TrainConfig(mode="lora", corpus="questions", epochs=4, batch_size=8, lr=2e-3, warmup_steps=10,
+        audio_pretrain = AudioPretrainConfig(epochs=6, batch_size=16, lr=3e-4)
+        pretrain = TrainConfig(mode="full", corpus="captions", frozen=("clap",), epochs=8, batch_size=8, lr=3e-3,
+                               warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48)
+        finetune = TrainConfig(mode="lora", corpus="questions", epochs=8, batch_size=8, lr=3e-3, warmup_steps=10,
                                val_split="dev", eval_every=0, max_val_examples=48)
         # AF2 allows 256 new tokens; answers here are under 16 tokens, so 48 loses nothing and keeps a
         # rambling zero-shot base from dominating the run time (it is unparsed either way).
@@ -93,16 +97,21 @@ def profile(name: str | None = None) -> Profile:
         base = dict(data_root=ci / "mini", base_dir=ci / "base" / "af2-tiny", runs_dir=ci / "runs",
                     results_dir=ci / "results",
                     mini_sizes=dict(n_train=48, n_dev=24, n_eval=6, n_captions_train=32, n_captions_dev=8))
-        pretrain = TrainConfig(mode="full", corpus="captions", max_steps=4, batch_size=4, lr=3e-3, warmup_steps=1,
-                               val_split="dev", max_val_examples=8)
+        audio_pretrain = AudioPretrainConfig(epochs=1, batch_size=8, progress=False)
+        pretrain = TrainConfig(mode="full", corpus="captions", frozen=("clap",), max_steps=4, batch_size=4, lr=3e-3,
+                               warmup_steps=1, val_split="dev", max_val_examples=8)
         finetune = TrainConfig(mode="lora", corpus="questions", max_steps=3, batch_size=4, lr=2e-3, warmup_steps=1,
                                val_split="dev", max_val_examples=8)
         eval_permutations, eval_limit, eval_max_new_tokens = 2, None, 12
     else:
         raise ValueError(f"unknown profile {name!r}: 'full' or 'ci'")
-    prof = Profile(name=name, pretrain=pretrain, finetune=finetune, eval_permutations=eval_permutations,
+    prof = Profile(name=name, audio_pretrain=audio_pretrain, pretrain=pretrain, finetune=finetune,
+                   eval_permutations=eval_permutations,
                    eval_limit=eval_limit, eval_max_new_tokens=eval_max_new_tokens, **base)
-    prof.pretrain = replace(prof.pretrain, data_root=str(prof.data_root), out_dir=str(prof.runs_dir / "base_pretrain"))
+    prof.audio_pretrain = replace(prof.audio_pretrain, data_root=str(prof.data_root),
+                                  out_dir=str(prof.runs_dir / "base_audio_encoder"))
+    prof.pretrain = replace(prof.pretrain, data_root=str(prof.data_root), out_dir=str(prof.runs_dir / "base_pretrain"),
+                            checkpoint=str(Path(prof.audio_pretrain.out_dir) / "final"))
     prof.finetune = replace(prof.finetune, data_root=str(prof.data_root))
     if settings.get("AQA_DCASE_ROOT"):
         prof.data_root = Path(settings["AQA_DCASE_ROOT"])
@@ -130,17 +139,30 @@ def ensure_mini_benchmark(prof: Profile) -> Path:
     return make_mini_benchmark(prof.data_root, seed=0, **prof.mini_sizes)
 
 
+def _finished_with(run: Path, cfg, key: str) -> bool:
+    """A run folder holds a finished run of exactly this configuration (so reusing it is safe)."""
+    if not (run / "summary.json").exists() or not (run / "config.json").exists():
+        return False
+    saved = json.loads((run / "config.json").read_text()).get(key)
+    return saved == json.loads(json.dumps(cfg.to_dict()))
+
+
 def ensure_base(prof: Profile, retrain: bool = False) -> Path:
-    """The base checkpoint (release layout): the real AF2 when given, else the tiny base pretrained here."""
+    """The base checkpoint (release layout): the real AF2 when given, else the tiny base pretrained here in two
+    stages (``audio_pretrain``: the audio encoder learns to tag sounds; then CLAP frozen, the rest learns captions
+    and multiple-choice questions)."""
+    from .audio_pretrain import pretrain_audio_encoder
     from .train import Trainer
 
     if prof.real_checkpoint:
         return prof.base_dir
-    if (prof.base_dir / "safe_ckpt" / "metadata.json").exists() and not retrain:
+    stages = ((prof.audio_pretrain, "audio_pretrain"), (prof.pretrain, "train"))
+    if (prof.base_dir / "safe_ckpt" / "metadata.json").exists() and not retrain and \
+            all(_finished_with(Path(cfg.out_dir), cfg, key) for cfg, key in stages):
         return prof.base_dir
     ensure_mini_benchmark(prof)
-    run = Path(prof.pretrain.out_dir)
-    shutil.rmtree(run, ignore_errors=True)
+    pretrain_audio_encoder(prof.audio_pretrain)
+    shutil.rmtree(prof.pretrain.out_dir, ignore_errors=True)
     summary = Trainer(prof.pretrain).fit()
     prof.base_dir.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(prof.base_dir, ignore_errors=True)
@@ -148,12 +170,22 @@ def ensure_base(prof: Profile, retrain: bool = False) -> Path:
     return prof.base_dir
 
 
+def listening_check(prof: Profile, checkpoint: str | Path | None = None, examples: int = 48) -> dict[str, float]:
+    """Loss per answer token on the first ``examples`` caption-corpus dev items with their own clips and with other
+    clips' (``train.audio_reliance``); a model that ignores its audio scores the same on both."""
+    from .train import CaptionExamples, audio_reliance
+
+    data = CaptionExamples(Path(prof.data_root), "dev", train=False)
+    model = load_model(checkpoint or prof.base_dir, device="cpu")
+    return audio_reliance(model, [data.get(i, 0) for i in range(min(examples, len(data)))])
+
+
 def finetune(prof: Profile, rank: int, retrain: bool = False) -> dict:
     """LoRA fine-tuning at ``rank``; returns the run summary (reuses a finished run unless ``retrain``)."""
     from .train import Trainer
 
     run = prof.run_dir(rank)
-    if (run / "summary.json").exists() and not retrain:
+    if not retrain and _finished_with(run, prof.finetune_config(rank), "train"):
         return json.loads((run / "summary.json").read_text())
     shutil.rmtree(run, ignore_errors=True)
     ensure_base(prof)

@@ -10,7 +10,8 @@ import soundfile as sf
 
 from aqa_utils.audio import load_clip
 from aqa_utils.data.dcase import load_split, validate
-from aqa_utils.data.mini import RATES, SPECIES_BY_NAME, make_mini_benchmark, text_only_baselines
+from aqa_utils.data.mini import (CAPTION_QTYPES, RATES, SPECIES_BY_NAME, VERSION, make_mini_benchmark,
+                                 text_only_baselines)
 
 SMALL = dict(n_train=60, n_dev=45, n_eval=9, n_captions_train=9, n_captions_dev=3)
 
@@ -35,7 +36,7 @@ def test_same_seed_gives_identical_bytes(mini, tmp_path):
 def test_validates_clean_and_loads(mini):
     assert validate(mini) == []
     manifest = json.loads((mini / "manifest.json").read_text())
-    assert manifest["seed"] == 0 and manifest["version"] == 1 and manifest["sizes"]["train"] == 60
+    assert manifest["seed"] == 0 and manifest["version"] == VERSION and manifest["sizes"]["train"] == 60
     for split in ("train", "dev", "eval"):
         loaded = load_split(mini, split)
         questions = loaded.questions
@@ -83,6 +84,11 @@ def test_captions(mini):
         for line in lines:
             info = sf.info(mini / line["audio"])
             assert (info.samplerate, info.channels) == (16_000, 1) and line["text"]
+            # One multiple-choice question per clip, of its domain's caption types, answerable from the clip:
+            # its answer is an option and is named in the caption (which describes every sound).
+            assert line["question_type"] in CAPTION_QTYPES[line["subset"]]
+            assert line["answer"] in line["choices"] and len(set(line["choices"])) == len(line["choices"]) >= 2
+            assert line["answer"] in line["text"], line
     clips = {line["audio"].rsplit("/", 1)[1] for line in
              map(json.loads, (mini / "captions" / "train.jsonl").read_text().splitlines())}
     assert not clips & {p.name for p in (mini / "local_audio_path").rglob("*.wav")}

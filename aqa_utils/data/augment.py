@@ -86,9 +86,14 @@ def training_example(q: Question, rng: Rng) -> MCExample:
     """The report's augmentation: shuffled options and one of the six label formats, drawn uniformly."""
     if q.answer is None:
         raise ValueError(f"{q.qid}: no answer to train on")
-    choices, answer = shuffle_choices(q.choices, q.answer, rng)
+    return augmented_example(q.question, q.choices, q.answer, rng)
+
+
+def augmented_example(question: str, choices: list[str], answer: int, rng: Rng) -> MCExample:
+    """``training_example`` for any question text, option texts and answer index."""
+    choices, answer = shuffle_choices(choices, answer, rng)
     fmt = LABEL_FORMATS[_randrange(len(LABEL_FORMATS), rng)]
-    return MCExample(render_question(q.question, choices, fmt), render_answer(choices, answer, fmt),
+    return MCExample(render_question(question, choices, fmt), render_answer(choices, answer, fmt),
                      choices, answer, fmt)
 
 

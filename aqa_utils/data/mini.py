@@ -32,7 +32,7 @@ import soundfile as sf
 
 from aqa_utils.data.dcase import AUDIO_DIR, QUESTION_DIR, Question
 
-VERSION = 1
+VERSION = 2
 RATES = (16_000, 22_050, 44_100, 48_000)
 RATE_WEIGHTS = (0.4, 0.2, 0.2, 0.2)  # mostly 16 kHz keeps the benchmark small; the others exercise resampling
 GAP = 0.5  # minimum silence between sounds (s)
@@ -61,6 +61,9 @@ SPECIES = (  # each call shape is used by exactly three species, so vocalization
 SPECIES_BY_NAME = {s.name: s for s in SPECIES}
 PITCHES = ("low", "medium", "high")
 EVENTS = ("knock", "horn", "siren", "bell", "beep")
+# What the audio encoder learns to tag before the Flamingo stage (``audio_pretrain``): every sound class a caption
+# can name.
+SOUND_CLASSES = tuple(s.name for s in SPECIES) + EVENTS + CALLS
 NUMBERS = ("one", "two", "three", "four")
 ONSETS = (1, 3, 5, 7)
 OFFSETS = (3, 5, 7, 9)
@@ -503,21 +506,46 @@ def _write_split(root: Path, split: str, n: int, seed: int, audio: bool) -> dict
             "subsets": dict(Counter(scene.subset for scene, _ in items))}
 
 
+# Question types the caption corpus asks, per domain: what is heard and in which order. The benchmark also asks
+# about counts, times, durations and overlaps; the captions describe those, but only fine-tuning on the benchmark's
+# train split shows the model such questions, as DCASE's question types were new to the released AF2.
+CAPTION_QTYPES = {"BQA": ("species", "vocalization", "pitch"), "TSQA": ("first_event", "last_event"),
+                  "CQA": ("species_before", "species_after", "event_between")}
+
+
+def _caption_qa(rng: np.random.Generator, scene: Scene) -> QA:
+    """A question of one of ``CAPTION_QTYPES[scene.subset]``, answered from the scene's sounds."""
+    qtypes = CAPTION_QTYPES[scene.subset]
+    qtype = qtypes[int(rng.integers(len(qtypes)))]
+    first, last = scene.sounds[0], scene.sounds[-1]
+    event = next((s.name for s in scene.sounds if not s.call), None)
+    species = [s.name for s in SPECIES]
+    answer, vocab = {
+        "species": (first.name, species), "vocalization": (first.call, CALLS),
+        "pitch": (SPECIES_BY_NAME[first.name].pitch if first.call else None, PITCHES),
+        "first_event": (first.name, EVENTS), "last_event": (last.name, EVENTS),
+        "species_before": (first.name, species), "species_after": (last.name, species),
+        "event_between": (event, EVENTS),
+    }[qtype]
+    return _ask(rng, qtype, answer, vocab, x=event)
+
+
 def _write_captions(root: Path, split: str, n: int, seed: int, audio: bool) -> int:
-    """Caption corpus: n distinct clips from the same generators, one line each, as 16 kHz mono WAV (pretraining
-    needs no file-format quirks): the clip's caption and one option-free question with its answer."""
+    """Caption corpus: n distinct clips from the same generators (every kind of scene the benchmark has), one line
+    each, as 16 kHz mono WAV (pretraining needs no file-format quirks): the clip's caption and one multiple-choice
+    question (``CAPTION_QTYPES``; option texts without labels, the answer's text)."""
     rng = _seed(seed, 100 + _SPLIT_KEYS[split])
     scenes = _plan(rng, n, prefix="cap", per_clip=1)
-    lines = []
+    lines, positions = [], {}
     for index, scene in enumerate(scenes):
         rel = f"captions/audio/{split}/{scene.name}.wav"
         if audio:
             _write_audio(root / rel, scene, _seed(seed, 100 + _SPLIT_KEYS[split], 10, index), plain=True)
-        qa = scene.qas[int(rng.integers(len(scene.qas)))]
-        # Each clip carries its caption and one option-free question with its short answer: the answers are
-        # almost all audio-dependent tokens, the signal that teaches a from-scratch model to listen.
+        qa = _caption_qa(rng, scene)
+        choices, slot = _choices(rng, qa, positions)
         lines.append(json.dumps({"audio": rel, "text": scene.caption, "subset": scene.subset,
-                                 "question": qa.question, "answer": qa.answer}))
+                                 "question": qa.question, "question_type": qa.qtype,
+                                 "choices": [c.split(". ", 1)[1] for c in choices], "answer": qa.answer}))
     (root / "captions").mkdir(parents=True, exist_ok=True)
     (root / "captions" / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines))
     return len(lines)

@@ -192,18 +192,22 @@ class AF2Model(nn.Module):
         windows: torch.Tensor | None = None,
         window_mask: torch.Tensor | None = None,
         memory: AudioMemory | None = None,
+        clap_tokens: tuple[torch.Tensor, torch.Tensor] | None = None,
         labels: torch.Tensor | None = None,
         **lm_kwargs,
     ):
-        """Token ids (B, T) with audio (windows + mask, or a precomputed memory).
+        """Token ids (B, T) with audio: windows + mask, precomputed CLAP tokens ((B, N, D), (B, N)) of a frozen
+        CLAP (the audio transformer still runs), or a precomputed memory.
 
         Without labels: the HF CausalLMOutput (logits (B, T, V)). With ``labels`` (B, T) (-100 = ignored): a
         ``LossOutput`` of the next-token cross-entropy, where only labelled positions go through the LM head
         (the 151,669-wide head on every prompt token would dominate a small model's cost).
         """
+        if memory is None and clap_tokens is not None:
+            memory = self.memory_from_clap_tokens(*clap_tokens)
         if memory is None:
             if windows is None or window_mask is None:
-                raise ValueError("pass windows and window_mask, or a precomputed memory")
+                raise ValueError("pass windows and window_mask, clap_tokens, or a precomputed memory")
             memory = self.encode_audio(windows, window_mask)
         if labels is None:
             with self.conditioned_on(memory):
