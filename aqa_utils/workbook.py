@@ -84,8 +84,8 @@ def profile(name: str | None = None) -> Profile:
         base = dict(data_root=root / "data" / "mini", base_dir=root / "work" / "base" / "af2-tiny",
                     runs_dir=root / "results" / "runs", results_dir=root / "results",
                     mini_sizes=dict(n_train=480, n_dev=240, n_eval=60, n_captions_train=600, n_captions_dev=100))
-        audio_pretrain = AudioPretrainConfig(epochs=6, batch_size=16, lr=3e-4)
-        pretrain = TrainConfig(mode="full", corpus="captions", frozen=("clap",), epochs=8, batch_size=8, lr=3e-3,
+        audio_pretrain = AudioPretrainConfig(epochs=10, batch_size=16, lr=3e-4)
+        pretrain = TrainConfig(mode="full", corpus="captions", frozen=("clap",), epochs=7, batch_size=8, lr=3e-3,
                                warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48)
         finetune = TrainConfig(mode="lora", corpus="questions", epochs=8, batch_size=8, lr=3e-3, warmup_steps=10,
                                val_split="dev", eval_every=0, max_val_examples=48)
@@ -161,6 +161,8 @@ def ensure_base(prof: Profile, retrain: bool = False) -> Path:
             all(_finished_with(Path(cfg.out_dir), cfg, key) for cfg, key in stages):
         return prof.base_dir
     ensure_mini_benchmark(prof)
+    for rank in RANKS:  # adapters of an older base would otherwise be reused with the new one
+        shutil.rmtree(prof.run_dir(rank), ignore_errors=True)
     pretrain_audio_encoder(prof.audio_pretrain)
     shutil.rmtree(prof.pretrain.out_dir, ignore_errors=True)
     summary = Trainer(prof.pretrain).fit()
