@@ -11,12 +11,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from aqa_utils.config import LoraSettings
+from aqa_utils.config import LoraSettings, ModelConfig
 from aqa_utils.lora import (LoraTargetError, apply_lora, load_adapter, lora_parameter_counts, merge, resolve_targets,
                             save_adapter)
 from aqa_utils.model import AF2Model, build_model
 
 WINDOW = 160_000
+# Adapted projections of af2-tiny: 4 CLAP stages x 1 qkv, 3 audio-transformer projections, q/k/v per LM layer.
+TINY_LM_LAYERS = ModelConfig.preset("af2-tiny").lm.num_hidden_layers
 
 
 def tiny_model(seed: int = 0, gate: float = 0.6) -> AF2Model:
@@ -128,7 +130,8 @@ def test_tiny_targets_resolve_per_component(tiny):
     assert found["clap"] == [f"clap.nvclap.layers.{i}.blocks.0.attn.qkv" for i in range(4)]
     assert found["audio_transformer"] == [f"audio_transformer_clap.layer_stack.0.slf_attn.{p}"
                                           for p in ("w_qs", "w_ks", "w_vs")]
-    assert len(found["lm"]) == 2 * 3
+    assert found["lm"] == [f"lang_encoder.model.layers.{i}.decoder_layer.self_attn.{p}_proj"
+                           for i in range(TINY_LM_LAYERS) for p in "qkv"]
 
 
 # --------------------------------------------------------------------------------------------------- training
@@ -151,7 +154,7 @@ def test_one_step_trains_only_the_adapters_with_checkpointing():
     loss.backward()
     opt.step()
     lora_b = {n: p for n, p in peft_model.named_parameters() if "lora_B" in n}
-    assert len(lora_b) == 4 + 3 + 6
+    assert len(lora_b) == 4 + 3 + 3 * TINY_LM_LAYERS
     for name, p in lora_b.items():
         assert p.norm() > 0, f"{name} did not move"
     # Every base parameter and buffer (batch-norm running statistics and counters included) is untouched.
@@ -190,7 +193,7 @@ def test_adapter_save_load_round_trip_and_merge(tmp_path):
     assert config["r"] == 4 and config["lora_alpha"] == 8
     tensors = load_file(folder / "adapter_model.safetensors")
     assert tensors and all("lora_A" in k or "lora_B" in k for k in tensors)
-    assert len(tensors) == 2 * (4 + 3 + 6)
+    assert len(tensors) == 2 * (4 + 3 + 3 * TINY_LM_LAYERS)
 
     loaded = load_adapter(fresh, folder).eval()
     assert all(not p.requires_grad for p in loaded.parameters())
