@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .audio import ClipCache, pad_window_batch
 from .config import AudioPretrainConfig, ModelConfig
-from .data.mini import SOUND_CLASSES
+from .data.mini import SOUND_CLASSES, read_captions
 from .model import build_model
 from .model import checkpoint as release
 from .train import epoch_order, lr_lambda
@@ -43,23 +43,15 @@ class CaptionTags:
     when the caption names it."""
 
     def __init__(self, root: str | Path, split: str, classes: tuple[str, ...] = SOUND_CLASSES):
-        path = Path(root) / "captions" / f"{split}.jsonl"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no caption corpus (generate the mini benchmark first)")
         self.classes = classes
-        self.items: list[tuple[Path, torch.Tensor]] = []
-        problems = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            try:
-                row = json.loads(line)
-                text = row["text"].lower()
-                self.items.append((Path(root) / row["audio"], torch.tensor([float(c in text) for c in classes])))
-            except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as err:
-                problems.append(f"{path}:{n}: malformed caption line ({type(err).__name__}: {err})")
-        if problems:
-            raise ValueError(f"{len(problems)} malformed caption line(s):\n  " + "\n  ".join(problems))
+
+        def tags(row: dict) -> tuple[Path, torch.Tensor]:
+            text = row["text"].lower()
+            return Path(root) / row["audio"], torch.tensor([float(c in text) for c in classes])
+
+        self.items: list[tuple[Path, torch.Tensor]] = read_captions(root, split, tags)
         if not self.items:
-            raise ValueError(f"{path}: no captions")
+            raise ValueError(f"{Path(root) / 'captions' / f'{split}.jsonl'}: no captions")
 
     def __len__(self) -> int:
         return len(self.items)
@@ -103,8 +95,7 @@ def pretrain_audio_encoder(cfg: AudioPretrainConfig) -> dict:
     """Train a fresh model's CLAP on caption tags; save the whole model to ``<out_dir>/final`` (release layout).
 
     Writes ``config.json``, ``metrics.jsonl`` (per step: loss, lr; per epoch: dev mAP) and ``summary.json`` in
-    ``out_dir``; returns
-    the summary (steps, seconds, final dev mAP and per-class AP).
+    ``out_dir``; returns the summary (steps, seconds, final dev mAP and per-class AP).
     """
     out = Path(cfg.out_dir)
     shutil.rmtree(out, ignore_errors=True)

@@ -37,6 +37,7 @@ from .audio import ClipCache, pad_window_batch
 from .config import ModelConfig, TrainConfig
 from .data.augment import augmented_example, eval_example, render_answer, render_question, training_example
 from .data.dcase import Question, load_split
+from .data.mini import read_captions
 from .data.prompt import TrainCollator, build_tokenizer
 from .lora import COMPONENTS, apply_lora, component_of, lora_parameter_counts, save_adapter
 from .model import build_model
@@ -81,23 +82,15 @@ class CaptionExamples:
     the fixed eval format."""
 
     def __init__(self, root: Path, split: str, seed: int = 0, train: bool = True):
-        path = root / "captions" / f"{split}.jsonl"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no caption corpus (generate the mini benchmark first)")
         self.seed, self.train = seed, train
-        self.items: list[Example | tuple[Path, str, list[str], int]] = []
-        problems = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            try:
-                row = json.loads(line)
-                audio = root / row["audio"]
-                answer = row["choices"].index(row["answer"])
-                self.items.append(Example(audio, CAPTION_PROMPT, row["text"]))
-                self.items.append((audio, row["question"], list(row["choices"]), answer))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                problems.append(f"{path}:{n}: malformed caption line ({type(err).__name__}: {err})")
-        if problems:
-            raise ValueError(f"{len(problems)} malformed caption line(s):\n  " + "\n  ".join(problems))
+
+        def examples(row: dict) -> list:
+            audio = root / row["audio"]
+            return [Example(audio, CAPTION_PROMPT, row["text"]),
+                    (audio, row["question"], list(row["choices"]), row["choices"].index(row["answer"]))]
+
+        self.items: list[Example | tuple[Path, str, list[str], int]] = [
+            item for pair in read_captions(root, split, examples) for item in pair]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -198,8 +191,8 @@ class Trainer:
         self.tokenizer = build_tokenizer()
         self.collate = TrainCollator(self.tokenizer)
         self.clips = ClipCache(self.model_config.audio, max_clips=None if cfg.cache_audio else 0)
-        self.clap_tokens: dict[str, torch.Tensor] | None = (
-            {} if cfg.cache_clap_tokens and cfg.mode == "full" and "clap" in cfg.frozen else None)
+        self.clap_frozen = cfg.mode == "full" and "clap" in cfg.frozen
+        self.clap_tokens: dict[str, torch.Tensor] | None = {} if cfg.cache_clap_tokens and self.clap_frozen else None
         self.train_data = load_examples(cfg, cfg.train_split, train=True)
         self.val_data = load_examples(cfg, cfg.val_split, train=False) if cfg.val_split else None
 
@@ -259,7 +252,7 @@ class Trainer:
         mine = examples[self.rank::self.world]
         micro = [mine[i::self.cfg.grad_accum] for i in range(self.cfg.grad_accum)]
         self.model.train()
-        if "clap" in self.cfg.frozen and self.cfg.mode == "full":
+        if self.clap_frozen:
             self.unwrapped.clap.eval()
         total = 0.0
         for k, chunk in enumerate(micro):

@@ -551,6 +551,26 @@ def _write_captions(root: Path, split: str, n: int, seed: int, audio: bool) -> i
     return len(lines)
 
 
+def read_captions(root: str | Path, split: str, parse) -> list:
+    """``parse(row)`` of every line of ``<root>/captions/<split>.jsonl``, in order (``row``: the line's JSON).
+
+    A line that is not JSON, or that ``parse`` rejects (KeyError, TypeError, ValueError, AttributeError), is a
+    problem; all problems are raised together, each naming the file and line.
+    """
+    path = Path(root) / "captions" / f"{split}.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no caption corpus (generate the mini benchmark first)")
+    items, problems = [], []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            items.append(parse(json.loads(line)))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:  # json.JSONDecodeError is a ValueError
+            problems.append(f"{path}:{n}: malformed caption line ({type(err).__name__}: {err})")
+    if problems:
+        raise ValueError(f"{len(problems)} malformed caption line(s):\n  " + "\n  ".join(problems))
+    return items
+
+
 def make_mini_benchmark(root: str | Path, seed: int = 0, n_train: int = 480, n_dev: int = 240, n_eval: int = 60,
                         n_captions_train: int = 600, n_captions_dev: int = 100, overwrite: bool = False,
                         audio: bool = True) -> Path:
