@@ -10,7 +10,8 @@ Measured:
   (``torch.cuda.max_memory_allocated``: all tensors incl. weights; also the part above the pre-step level, and
   ``max_memory_reserved``), beside memory_full_scale.py's estimate for the same setting;
 - option scoring: questions/s for batches of ``--score-batch`` questions x 4 options, audio encoded in the same
-  timed region (``encode_audio`` + ``option_logprobs``, inference mode).
+  timed region (``encode_audio`` + ``option_logprobs``, inference mode), against per-question generation of the
+  same questions (each clip encoded alone, batch 1, ``--gen-tokens`` new tokens), how NVIDIA's scripts answer.
 
 Everything runs in well under 8 minutes on an H100 (``--budget-s`` skips what would not fit) and writes
 ``results/bench/gpu_af2_3b.json``. Without a CUDA device it prints why and exits 0 (so ``make bench`` on a CPU
@@ -40,7 +41,7 @@ from common import (GiB, add_common_args, apply_common_args, out_dir_for, patch_
 from tqdm.auto import tqdm
 
 from aqa_utils.config import LoraSettings, ModelConfig
-from aqa_utils.data.prompt import build_tokenizer, encode_scoring
+from aqa_utils.data.prompt import build_tokenizer, encode_prompts, encode_scoring
 from aqa_utils.lora import apply_lora, lora_parameter_counts
 from aqa_utils.model import build_model
 
@@ -149,16 +150,35 @@ def score_throughput(base, cfg, device, args, deadline: float) -> dict:
                                       enc["row_to_question"])
             return lp.view(B, n_opt).argmax(-1)
 
-    for _ in range(args.warmup):
-        run()
-    times = []
-    for _ in range(args.score_repeats):
-        if time.monotonic() > deadline and times:
-            break
-        t, _ = time_call(run, device)
-        times.append(t)
-    med = summarise(times)
-    return {"questions_per_batch": B, "options_per_question": n_opt, "windows_per_clip": args.score_windows,
+    generation_prompts = encode_prompts(prompts, tok)
+
+    def one_by_one():
+        """Per question, its clip encoded alone and greedy decoding at batch 1; every answer is forced to
+        ``--gen-tokens`` tokens (no stop token), about the length of a trained model's answers."""
+        with torch.inference_mode():
+            for i in range(B):
+                memory = base.encode_audio(windows[i: i + 1], wmask[i: i + 1])
+                ids = generation_prompts.input_ids[i][generation_prompts.attention_mask[i].bool()][None].to(device)
+                base.generate(memory, ids, torch.ones_like(ids), max_new_tokens=args.gen_tokens, stop_ids=())
+
+    def timed(fn) -> dict:
+        for _ in range(args.warmup):
+            fn()
+        times = []
+        for _ in range(args.score_repeats):
+            if time.monotonic() > deadline and times:
+                break
+            t, _ = time_call(fn, device)
+            times.append(t)
+        return summarise(times)
+
+    med = timed(run)
+    gen = timed(one_by_one) if time.monotonic() <= deadline else None
+    per_question = None if gen is None else {
+        "new_tokens": args.gen_tokens, **gen, "questions_per_s": B / gen["median_s"],
+        "scoring_speedup": gen["median_s"] / med["median_s"]}
+    return {"per_question_generation": per_question,
+            "questions_per_batch": B, "options_per_question": n_opt, "windows_per_clip": args.score_windows,
             "rows_per_batch": int(enc["input_ids"].shape[0]), "row_tokens": int(enc["input_ids"].shape[1]), **med,
             "questions_per_s": B / med["median_s"]}
 
@@ -198,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--score-batch", type=int, default=8, help="questions per scoring batch (default 8)")
     p.add_argument("--score-windows", type=int, default=1, help="windows per clip when scoring (default 1)")
     p.add_argument("--score-repeats", type=int, default=10)
+    p.add_argument("--gen-tokens", type=int, default=8,
+                   help="answer length of the per-question generation baseline (default 8: a trained answer)")
     p.add_argument("--budget-s", type=float, default=420.0, help="stop starting new measurements after this")
     p.add_argument("--no-fusion-fix", action="store_true", help="do not patch laion-clap's AFF fusion dtype")
     add_common_args(p)
@@ -259,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         if time.monotonic() <= deadline:
             optimizer.zero_grad(set_to_none=True)
             results["score"] = score_throughput(base, cfg, device, args, deadline)
-            print(f"option scoring: {results['score']['questions_per_s']:.1f} questions/s", file=sys.stderr)
+            score, gen = results["score"], results["score"]["per_question_generation"]
+            print(f"option scoring: {score['questions_per_s']:.1f} questions/s"
+                  + (f"; per-question generation ({gen['new_tokens']} tokens): {gen['questions_per_s']:.1f} "
+                     f"questions/s, scoring {gen['scoring_speedup']:.1f}x" if gen else ""), file=sys.stderr)
         else:
             results["skipped"].append("option scoring (time budget)")
     results["total_wall_s"] = time.monotonic() - t_start
@@ -267,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"model": model_name, "device": str(device), "dtype": "bfloat16 weights, fp32 LoRA", "rank": args.rank,
                 "gradient_checkpointing": True, "batch_size": args.batch_size, "text_len": args.text_len,
                 "label_len": args.label_len, "steps": args.steps, "warmup": args.warmup,
-                "score_batch": args.score_batch, "score_windows": args.score_windows,
+                "score_batch": args.score_batch, "score_windows": args.score_windows, "gen_tokens": args.gen_tokens,
                 "smoke_cpu": args.smoke_cpu, "quick": args.quick}
     notes = ["Random weights; timings do not depend on the values.",
              "peak_allocated_gib includes the bf16 weights, LoRA weights, gradients and AdamW states."]

@@ -287,7 +287,8 @@ class AF2Model(nn.Module):
         predict = target_mask[:, 1:].bool()
         rows, cols = predict.nonzero(as_tuple=True)
         logits = self.lang_encoder.lm_head(hidden[rows, cols]).float()
-        token_lp = F.log_softmax(logits, dim=-1).gather(1, input_ids[rows, cols + 1][:, None]).squeeze(1)
+        # log p = logit - logsumexp: reads the (n, 151,669) logits once instead of writing a log-softmax copy.
+        token_lp = logits.gather(1, input_ids[rows, cols + 1][:, None]).squeeze(1) - logits.logsumexp(dim=-1)
         return torch.zeros(input_ids.shape[0], device=logits.device).index_add(0, rows, token_lp)
 
 
