@@ -20,10 +20,14 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .config import AudioPretrainConfig, LoraSettings, TrainConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RANKS = (8, 16, 32)
 
@@ -229,10 +233,53 @@ def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", prog
         model = load_model(prof.base_dir, adapter, model=None if not prof.real_checkpoint else prof.finetune.model)
         settings = EvalSettings(mode=mode, permutations=prof.eval_permutations, limit=prof.eval_limit,
                                 max_new_tokens=prof.eval_max_new_tokens, progress=progress, primary="score")
-        slug = name.split(" ")[0].lower() if adapter is None else f"lora_r{name.split('=')[1]}"
-        results[name] = evaluate(model, tokenizer, questions, settings,
-                                 out_dir=prof.results_dir / "eval" / split / slug)
+        results[name] = evaluate(model, tokenizer, questions, settings, out_dir=_system_dir(prof, split, name))
     return results
+
+
+@dataclass
+class SavedEvaluation:
+    """What ``evaluate`` wrote for one system: ``metrics`` {mode: report} and the ``predictions`` table."""
+
+    metrics: dict
+    predictions: pd.DataFrame
+
+
+def _system_dir(prof: Profile, split: str, name: str) -> Path:
+    slug = name.split(" ")[0].lower() if systems(prof)[name] is None else f"lora_r{name.split('=')[1]}"
+    return prof.results_dir / "eval" / split / slug
+
+
+def saved_evaluations(prof: Profile, split: str = "dev", mode: str = "score") -> dict[str, SavedEvaluation] | None:
+    """The evaluations ``evaluate_systems`` last wrote, when every system has one in ``mode`` that is newer than its
+    weights (base and adapter); None otherwise."""
+    import pandas as pd
+
+    out = {}
+    for name, adapter in systems(prof).items():
+        folder = _system_dir(prof, split, name)
+        files = [folder / "metrics.json", folder / "predictions.csv"]
+        weights = [prof.base_dir / "safe_ckpt"] + ([] if adapter is None else [Path(adapter)])
+        if not all(f.exists() for f in files + weights):
+            return None
+        if min(f.stat().st_mtime for f in files) < max(w.stat().st_mtime for w in weights):
+            return None
+        metrics = json.loads(files[0].read_text())["metrics"]
+        if mode not in metrics:
+            return None
+        out[name] = SavedEvaluation(metrics, pd.read_csv(files[1]))
+    return out
+
+
+def evaluations(prof: Profile, split: str = "dev", mode: str = "score") -> dict:
+    """Every system's evaluation in ``mode``: the saved one when it is current (``saved_evaluations``: notebook 05
+    has just written it), else evaluated now. Each value has ``metrics`` and ``predictions``."""
+    saved = saved_evaluations(prof, split, mode)
+    if saved is not None:
+        print(f"read the {split} evaluations saved by evaluate_systems (newer than every system's weights)")
+        return saved
+    print(f"no current saved {split} evaluation for every system: evaluating now")
+    return evaluate_systems(prof, split=split, mode=mode, progress=False)
 
 
 # ----------------------------------------------------------------------------------------------------- reproduce
