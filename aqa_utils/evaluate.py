@@ -12,7 +12,8 @@ Two ways to turn a model into an answer:
 Both share the audio path: questions are processed in clip order (several questions share a clip), each clip is
 read once into a small cache (``load_clip`` + ``split_windows`` with the model's ``AudioConfig``), and a batch
 encodes each of its distinct clips once (``encode_audio``), handing the memory to its questions with
-``AudioMemory.select``.
+``AudioMemory.select``. The encoded audio is kept for the call's later passes (the other mode, the shuffle check),
+so each clip is encoded once per ``evaluate`` (``EvalSettings.encoded_cache_size``).
 
 ``evaluate`` returns an :class:`EvalResult` (one prediction row per question in the input order, accuracy reports
 per mode, shuffle robustness, timing) and can write ``predictions.csv``, ``metrics.json`` and the challenge's
@@ -25,6 +26,7 @@ import json
 import math
 import re
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -41,6 +43,7 @@ from aqa_utils.data import augment
 from aqa_utils.data.augment import EVAL_FORMAT, eval_example, parse_answer, render_answer
 from aqa_utils.data.dcase import Question, subset_of
 from aqa_utils.data.prompt import EOC, AF2Tokens, encode_prompts, encode_scoring
+from aqa_utils.model.flamingo import AudioMemory
 
 MODES = ("generate", "score", "both")
 
@@ -70,6 +73,9 @@ class EvalSettings:
     clip_cache_size: int = 256
     """Clips kept in the audio cache (a 10 s clip is ~0.6 MB); questions run in clip order, so a small cache
     already reads every clip once per pass."""
+    encoded_cache_size: int = 256
+    """Clips whose encoded audio is kept on the model's device between passes (each mode, the shuffle check), so a
+    clip is encoded once per call; 0 = encode in every pass. af2-3b: 256 KB per 10 s window in bf16."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -80,8 +86,10 @@ class EvalSettings:
             raise ValueError(f"primary must be None, 'generate' or 'score', got {self.primary!r}")
         if self.primary is not None and self.mode != "both" and self.primary != self.mode:
             raise ValueError(f"primary={self.primary!r} is not run in mode {self.mode!r}")
-        if self.batch_size < 1 or self.max_new_tokens < 1 or self.permutations < 0 or self.clip_cache_size < 1:
-            raise ValueError("batch_size, max_new_tokens and clip_cache_size must be >= 1, permutations >= 0")
+        if self.batch_size < 1 or self.max_new_tokens < 1 or self.permutations < 0 or self.clip_cache_size < 1 \
+                or self.encoded_cache_size < 0:
+            raise ValueError("batch_size, max_new_tokens and clip_cache_size must be >= 1, permutations and "
+                             "encoded_cache_size >= 0")
         if self.limit is not None and self.limit < 0:
             raise ValueError(f"limit must be None or >= 0, got {self.limit}")
 
@@ -194,15 +202,49 @@ def _batches(items: list[_Item], size: int) -> list[list[_Item]]:
     return [ordered[i: i + size] for i in range(0, len(ordered), size)]
 
 
-def _encode_batch(core: Any, cache: ClipCache, batch: list[_Item], device: torch.device):
-    """Encode each distinct clip of the batch once: (memory over clips, item -> clip index tensor)."""
-    clips: dict[str, int] = {}
-    for it in batch:
-        clips.setdefault(str(it.question.audio_path), len(clips))
-    windows, mask = pad_window_batch([cache.get(path) for path in clips])
-    memory = core.encode_audio(windows.to(device), mask.to(device))
-    index = torch.tensor([clips[str(it.question.audio_path)] for it in batch], dtype=torch.long, device=device)
-    return memory, index
+class _EncodedClips:
+    """Clips as the model hears them: waveforms from a ``ClipCache`` and, for up to ``keep`` clips, their encoded
+    audio, so that one ``evaluate`` call encodes a clip once over all its passes (each mode, the shuffle check).
+    ``keep=0`` encodes each batch's clips afresh, as NVIDIA's per-question scripts do."""
+
+    def __init__(self, waveforms: ClipCache, keep: int):
+        self.waveforms, self.keep = waveforms, keep
+        self._kept: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.encoded = self.reused = 0
+
+    def batch(self, core: Any, batch: list[_Item], device: torch.device) -> tuple[AudioMemory, torch.Tensor]:
+        """Memory over the batch's distinct clips (C, N, D) and each item's clip index (len(batch),)."""
+        paths = list(dict.fromkeys(str(it.question.audio_path) for it in batch))
+        index = torch.tensor([paths.index(str(it.question.audio_path)) for it in batch], dtype=torch.long,
+                             device=device)
+        missing = [p for p in paths if p not in self._kept]
+        self.reused += len(paths) - len(missing)
+        memory = None
+        if missing:
+            windows, mask = pad_window_batch([self.waveforms.get(p) for p in missing])
+            memory = core.encode_audio(windows.to(device), mask.to(device))
+            self.encoded += len(missing)
+            if self.keep == 0:
+                return memory, index
+            for i, p in enumerate(missing):
+                n = int(memory.mask[i].sum())  # a clip's valid windows, hence tokens, come first
+                self._kept[p] = (memory.tokens[i, :n], memory.mask[i, :n])
+        if len(missing) < len(paths):  # some clips come from the cache: pad them all to one width
+            rows = [self._kept[p] for p in paths]
+            width = max(t.shape[0] for t, _ in rows)
+            tokens = rows[0][0].new_zeros(len(paths), width, rows[0][0].shape[1])
+            valid = torch.zeros(len(paths), width, dtype=torch.bool, device=tokens.device)
+            for i, (t, m) in enumerate(rows):
+                tokens[i, : t.shape[0]], valid[i, : t.shape[0]] = t, m
+            memory = AudioMemory(tokens, valid)
+        for p in paths:
+            self._kept.move_to_end(p)
+        while len(self._kept) > self.keep:
+            self._kept.popitem(last=False)
+        return memory, index
+
+    def stats(self) -> dict:
+        return {**self.waveforms.stats(), "encoded": self.encoded, "encodings_reused": self.reused}
 
 
 def _decode(tokenizer: Any, ids: list[int]) -> str:
@@ -251,7 +293,7 @@ def _score_batch(core, tokenizer, batch: list[_Item], memory, index) -> list[_Ou
     return outs
 
 
-def _run(model, tokenizer, items: list[_Item], mode: str, settings: EvalSettings, cache: ClipCache,
+def _run(model, tokenizer, items: list[_Item], mode: str, settings: EvalSettings, clips: _EncodedClips,
          desc: str = "") -> tuple[list[_Out], dict[str, Any]]:
     """Predictions for ``items`` (in their order) and the pass's timing."""
     core = _core(model)
@@ -259,14 +301,14 @@ def _run(model, tokenizer, items: list[_Item], mode: str, settings: EvalSettings
     outs: list[_Out | None] = [None] * len(items)
     pos = {id(it): i for i, it in enumerate(items)}
     batches = _batches(items, settings.batch_size)
-    load_before, t0 = cache.load_seconds, time.perf_counter()
+    load_before, t0 = clips.waveforms.load_seconds, time.perf_counter()
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
     try:
         with torch.inference_mode():
             for batch in tqdm(batches, desc=desc or mode, disable=not settings.progress, leave=False):
-                memory, index = _encode_batch(core, cache, batch, device)
+                memory, index = clips.batch(core, batch, device)
                 if mode == "generate":
                     got = _generate_batch(core, tokenizer, batch, memory, index, settings.max_new_tokens)
                 else:
@@ -277,7 +319,7 @@ def _run(model, tokenizer, items: list[_Item], mode: str, settings: EvalSettings
         if was_training and hasattr(model, "train"):
             model.train()
     seconds = time.perf_counter() - t0
-    audio_s = cache.load_seconds - load_before
+    audio_s = clips.waveforms.load_seconds - load_before
     n = len(items)
     timing = {
         "items": n, "batches": len(batches), "seconds": seconds, "audio_load_s": audio_s,
@@ -318,7 +360,7 @@ def _correct(answer: pd.Series, pred: pd.Series) -> pd.Series:
     return out
 
 
-def _robustness(model, tokenizer, questions: list[Question], settings: EvalSettings, cache: ClipCache):
+def _robustness(model, tokenizer, questions: list[Question], settings: EvalSettings, clips: _EncodedClips):
     mode = settings.robustness_mode
     items = []
     for i, q in enumerate(questions):
@@ -330,7 +372,7 @@ def _robustness(model, tokenizer, questions: list[Question], settings: EvalSetti
             items.append(_Item(i, q, tuple(order), p))
     if not items:
         return None, None, None, None
-    outs, timing = _run(model, tokenizer, items, mode, settings, cache, desc=f"robustness ({mode})")
+    outs, timing = _run(model, tokenizer, items, mode, settings, clips, desc=f"robustness ({mode})")
     per_perm = pd.DataFrame({
         "qid": [it.question.qid for it in items],
         "perm": [it.perm_id for it in items],
@@ -432,14 +474,14 @@ def evaluate(model: Any, tokenizer: Any, questions: Sequence[Question], settings
     dup = pd.Series([q.qid for q in questions]).duplicated()
     if dup.any():
         raise ValueError(f"evaluate: duplicate question id(s) {[q.qid for q, d in zip(questions, dup) if d][:5]}")
-    cache = ClipCache(_audio_config(_core(model)), settings.clip_cache_size)
+    clips = _EncodedClips(ClipCache(_audio_config(_core(model)), settings.clip_cache_size), settings.encoded_cache_size)
     items = [_Item(i, q, tuple(range(len(q.choices)))) for i, q in enumerate(questions)]
 
     table = _base_table(questions)
     results: dict[str, list[_Out]] = {}
     timing: dict[str, Any] = {}
     for mode in settings.modes:
-        results[mode], timing[mode] = _run(model, tokenizer, items, mode, settings, cache)
+        results[mode], timing[mode] = _run(model, tokenizer, items, mode, settings, clips)
         table[f"pred_{mode}"] = _preds(results[mode])
         if mode == "generate":
             table["raw_output"] = [o.text for o in results[mode]]
@@ -457,10 +499,10 @@ def evaluate(model: Any, tokenizer: Any, questions: Sequence[Question], settings
     reports = {mode: _report(table.assign(pred=table[f"pred_{mode}"])) for mode in settings.modes}
     robustness = per_perm = positions = None
     if settings.permutations > 0:
-        robustness, per_perm, positions, rob_timing = _robustness(model, tokenizer, questions, settings, cache)
+        robustness, per_perm, positions, rob_timing = _robustness(model, tokenizer, questions, settings, clips)
         if rob_timing is not None:
             timing["robustness"] = rob_timing
-    timing["audio"] = cache.stats()
+    timing["audio"] = clips.stats()
 
     result = EvalResult(table, reports, robustness, timing, settings, per_perm, positions)
     if out_dir is not None:
@@ -476,7 +518,7 @@ def evaluate_sequential_generate(model: Any, tokenizer: Any, questions: Sequence
     """
     settings = EvalSettings(mode="generate", batch_size=1, max_new_tokens=max_new_tokens)
     questions = list(questions)
-    cache = ClipCache(_audio_config(_core(model)), max_clips=0)
+    clips = _EncodedClips(ClipCache(_audio_config(_core(model)), max_clips=0), keep=0)
     items = [_Item(i, q, tuple(range(len(q.choices)))) for i, q in enumerate(questions)]
     core = _core(model)
     device = _device(core)
@@ -488,17 +530,18 @@ def evaluate_sequential_generate(model: Any, tokenizer: Any, questions: Sequence
     try:
         with torch.inference_mode():
             for it in items:  # input order, no grouping by clip
-                memory, index = _encode_batch(core, cache, [it], device)
+                memory, index = clips.batch(core, [it], device)
                 outs += _generate_batch(core, tokenizer, [it], memory, index, max_new_tokens)
     finally:
         if was_training and hasattr(model, "train"):
             model.train()
     seconds = time.perf_counter() - t0
     n = len(items)
-    timing = {"generate": {"items": n, "batches": n, "seconds": seconds, "audio_load_s": cache.load_seconds,
+    load_s = clips.waveforms.load_seconds
+    timing = {"generate": {"items": n, "batches": n, "seconds": seconds, "audio_load_s": load_s,
                            "questions_per_s": n / seconds if seconds > 0 else math.inf,
-                           "model_questions_per_s": n / max(seconds - cache.load_seconds, 1e-12)},
-              "audio": cache.stats()}
+                           "model_questions_per_s": n / max(seconds - load_s, 1e-12)},
+              "audio": clips.stats()}
     table = _base_table(questions)
     table["pred"] = _preds(outs)
     table["pred_text"] = [o.text for o in outs]
@@ -537,12 +580,12 @@ def predict_one(model: Any, tokenizer: Any, audio_path: str | Path, question: st
                  json_path=path, raw_choices=[f"{chr(ord('A') + i)}. {t}" for i, t in enumerate(texts)])
     settings = EvalSettings(mode="both" if generate else "score", batch_size=1, max_new_tokens=max_new_tokens)
     t0 = time.perf_counter()
-    cache = ClipCache(_audio_config(_core(model)), 1)
+    clips = _EncodedClips(ClipCache(_audio_config(_core(model)), 1), keep=1)
     item = _Item(0, q, tuple(range(len(texts))))
-    (scored,), _ = _run(model, tokenizer, [item], "score", settings, cache)
+    (scored,), _ = _run(model, tokenizer, [item], "score", settings, clips)
     generated = None
     if generate:
-        (generated,), _ = _run(model, tokenizer, [item], "generate", settings, cache)
+        (generated,), _ = _run(model, tokenizer, [item], "generate", settings, clips)
     return {
         "answer": scored.pred,
         "answer_text": texts[scored.pred],

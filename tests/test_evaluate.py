@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from aqa_utils.config import ModelConfig
 from aqa_utils.data.dcase import load_split
 from aqa_utils.data.mini import make_mini_benchmark
 from aqa_utils.data.prompt import build_tokenizer
-from aqa_utils.evaluate import EvalSettings, evaluate, evaluate_sequential_generate, predict_one
+from aqa_utils.evaluate import EvalSettings, _EncodedClips, evaluate, evaluate_sequential_generate, predict_one
 from aqa_utils.model import AudioMemory, build_model
 
 N_DEV, N_EVAL, NEW_TOKENS = 16, 6, 6
@@ -250,10 +251,46 @@ def test_shared_clip_is_loaded_and_encoded_once(monkeypatch, tokenizer, dev):
     per_clip = Counter(str(q.audio_path) for q in dev)
     assert max(per_clip.values()) > 1  # the benchmark does share clips
     fake = AlwaysA(tokenizer)
-    evaluate(fake, tokenizer, dev, EvalSettings(mode="both", permutations=3, batch_size=64))
+    result = evaluate(fake, tokenizer, dev, EvalSettings(mode="both", permutations=3, batch_size=64))
     assert calls == Counter({path: 1 for path in per_clip})  # across both modes and the robustness pass
-    # one batch per pass: every distinct clip is encoded once per pass (generate, score, robustness)
+    # the encoded audio is kept too: every distinct clip is encoded once over the three passes
+    assert fake.encoded == len(per_clip) == result.timing["audio"]["encoded"]
+    assert result.timing["audio"]["encodings_reused"] == 2 * len(per_clip)
+    # without the encoded cache, once per pass (generate, score, robustness)
+    fake = AlwaysA(tokenizer)
+    evaluate(fake, tokenizer, dev, EvalSettings(mode="both", permutations=3, batch_size=64, encoded_cache_size=0))
     assert fake.encoded == 3 * len(per_clip)
+
+
+def test_kept_encodings_batch_like_fresh_ones(model):
+    """Clips of 1 and 3 windows, some kept from an earlier batch and some new, padded together: the memory equals
+    encoding the same clips in one batch (tokens where valid, the same mask)."""
+    g = torch.Generator().manual_seed(5)
+    waves = {f"clip{i}.wav": 0.1 * torch.randn(n, 160_000, generator=g) for i, n in enumerate((1, 3, 1, 3))}
+
+    class Waveforms:
+        load_seconds = 0.0
+
+        def get(self, path):
+            return waves[str(path)]
+
+        def stats(self):
+            return {}
+
+    def items(names):
+        return [SimpleNamespace(question=SimpleNamespace(audio_path=name)) for name in names]
+
+    clips = _EncodedClips(Waveforms(), keep=8)
+    device = torch.device("cpu")
+    with torch.inference_mode():
+        clips.batch(model, items(["clip0.wav", "clip1.wav"]), device)  # kept: one 1-window, one 3-window clip
+        mixed, index = clips.batch(model, items(["clip2.wav", "clip1.wav", "clip2.wav", "clip0.wav", "clip3.wav"]),
+                                   device)
+        fresh, _ = _EncodedClips(Waveforms(), keep=0).batch(
+            model, items(["clip2.wav", "clip1.wav", "clip0.wav", "clip3.wav"]), device)
+    assert index.tolist() == [0, 1, 0, 2, 3] and clips.encoded == 4 and clips.reused == 2
+    assert torch.equal(mixed.mask, fresh.mask)
+    torch.testing.assert_close(mixed.tokens[mixed.mask], fresh.tokens[fresh.mask], rtol=0, atol=1e-5)
 
 
 # --- peft and the demo --------------------------------------------------------------------------------------------
