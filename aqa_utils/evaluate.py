@@ -43,7 +43,7 @@ from aqa_utils.data import augment
 from aqa_utils.data.augment import EVAL_FORMAT, eval_example, parse_answer, render_answer
 from aqa_utils.data.dcase import Question, subset_of
 from aqa_utils.data.prompt import EOC, AF2Tokens, encode_prompts, encode_scoring
-from aqa_utils.model.flamingo import AudioMemory
+from aqa_utils.model import AudioMemory
 
 MODES = ("generate", "score", "both")
 
