@@ -117,10 +117,10 @@ def split_windows(wave: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> tuple
 
 
 def pad_window_batch(windows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch clips with different window counts.
+    """Batch clips with different window counts (also used for clips' encoded tokens, (N_i, D) each).
 
     ``windows``: list of B tensors (L_i, W). Returns ``(batch, mask)``: batch (B, Lmax, W) zero-padded,
-    mask (B, Lmax) bool, True where a window is real.
+    mask (B, Lmax) bool on the CPU, True where a window is real.
     """
     if not windows:
         raise ValueError("empty batch")

@@ -209,13 +209,15 @@ class _EncodedClips:
 
     def __init__(self, waveforms: ClipCache, keep: int):
         self.waveforms, self.keep = waveforms, keep
-        self._kept: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        # path -> the clip's memory tokens (N_clip, D), valid ones only (so no mask needs keeping)
+        self._kept: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.encoded = self.reused = 0
 
     def batch(self, core: Any, batch: list[_Item], device: torch.device) -> tuple[AudioMemory, torch.Tensor]:
         """Memory over the batch's distinct clips (C, N, D) and each item's clip index (len(batch),)."""
-        paths = list(dict.fromkeys(str(it.question.audio_path) for it in batch))
-        index = torch.tensor([paths.index(str(it.question.audio_path)) for it in batch], dtype=torch.long,
+        position = {p: i for i, p in enumerate(dict.fromkeys(str(it.question.audio_path) for it in batch))}
+        paths = list(position)
+        index = torch.tensor([position[str(it.question.audio_path)] for it in batch], dtype=torch.long,
                              device=device)
         missing = [p for p in paths if p not in self._kept]
         self.reused += len(paths) - len(missing)
@@ -228,15 +230,10 @@ class _EncodedClips:
                 return memory, index
             for i, p in enumerate(missing):
                 n = int(memory.mask[i].sum())  # a clip's valid windows, hence tokens, come first
-                self._kept[p] = (memory.tokens[i, :n], memory.mask[i, :n])
+                self._kept[p] = memory.tokens[i, :n]
         if len(missing) < len(paths):  # some clips come from the cache: pad them all to one width
-            rows = [self._kept[p] for p in paths]
-            width = max(t.shape[0] for t, _ in rows)
-            tokens = rows[0][0].new_zeros(len(paths), width, rows[0][0].shape[1])
-            valid = torch.zeros(len(paths), width, dtype=torch.bool, device=tokens.device)
-            for i, (t, m) in enumerate(rows):
-                tokens[i, : t.shape[0]], valid[i, : t.shape[0]] = t, m
-            memory = AudioMemory(tokens, valid)
+            tokens, valid = pad_window_batch([self._kept[p] for p in paths])
+            memory = AudioMemory(tokens, valid.to(tokens.device))
         for p in paths:
             self._kept.move_to_end(p)
         while len(self._kept) > self.keep:
