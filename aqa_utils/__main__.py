@@ -8,7 +8,7 @@ import sys
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    from .params import parameter_table
+    from aqa_utils.params import parameter_table
 
     table = parameter_table(args.model, args.lora_rank)
     if args.json:
@@ -25,13 +25,13 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_validate_data(args: argparse.Namespace) -> int:
-    from .data.dcase import validate_data_cli
+    from aqa_utils.data.dcase import validate_data_cli
 
     return validate_data_cli(args.root, args.json)
 
 
 def cmd_make_mini(args: argparse.Namespace) -> int:
-    from .data.mini import make_mini_benchmark
+    from aqa_utils.data.mini import make_mini_benchmark
 
     sizes = dict(n_train=args.n_train, n_dev=args.n_dev, n_eval=args.n_eval)
     root = make_mini_benchmark(args.root, seed=args.seed, overwrite=args.overwrite, **sizes)
@@ -40,7 +40,7 @@ def cmd_make_mini(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
-    from .config import LoraSettings, TrainConfig
+    from aqa_utils.config import LoraSettings, TrainConfig
 
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     overrides = {"model": args.model, "checkpoint": args.checkpoint, "data_root": args.data, "out_dir": args.out,
@@ -60,7 +60,7 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import Trainer
+    from aqa_utils.training import Trainer
 
     summary = Trainer(_train_config(args)).fit()
     print(json.dumps(summary, indent=2))
@@ -68,10 +68,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data.dcase import load_split
-    from .data.prompt import build_tokenizer
-    from .evaluate import EvalSettings, evaluate
-    from .workbook import load_model
+    from aqa_utils.data.dcase import load_split
+    from aqa_utils.data.prompt import build_tokenizer
+    from aqa_utils.evaluation import EvalSettings, evaluate
+    from aqa_utils.loading import load_model
 
     model = load_model(args.checkpoint, args.adapter, model=args.model)
     questions = load_split(args.data, args.split, skip_problems=args.skip_bad_data).questions
@@ -83,9 +83,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .workbook import reproduce
+    from aqa_utils.workbook import reproduce
 
-    return reproduce(profile=args.profile)
+    return reproduce(profile_name=args.profile)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (resumes from its latest checkpoint)")
     p.add_argument("--train-split")
     p.add_argument("--mode", choices=["lora", "full"])
-    p.add_argument("--corpus", choices=["questions", "captions"])
+    p.add_argument("--corpus", choices=["questions", "captions", "tags"])
     p.add_argument("--lora-rank", type=int)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--epochs", type=float)

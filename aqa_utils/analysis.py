@@ -12,11 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .metrics import SUBSETS
-
-# Trainable LoRA parameters of the full-size AF2-3B (reported by the paper, reproduced exactly by
-# `python -m aqa_utils params --model af2-3b --lora-rank R`).
-REPORTED_LORA_PARAMS = {8: 3_375_104, 16: 6_750_208, 32: 13_500_416}
+from aqa_utils.data.dcase import SUBSETS
+from aqa_utils.reported import REPORTED_LORA_PARAMS
 
 
 def headline_table(reports: dict[str, dict]) -> pd.DataFrame:
@@ -172,7 +169,7 @@ def plot_clip_lengths(clips: pd.DataFrame, window_seconds: float = 10.0):
 
 def label_mask_table(tokenizer, prompt: str, target: str) -> pd.DataFrame:
     """Token by token: what the model reads and which tokens carry loss under AF2's masking rule."""
-    from .data.prompt import TrainCollator
+    from aqa_utils.data.prompt import TrainCollator
 
     batch = TrainCollator(tokenizer)([(prompt, target)])
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()

@@ -291,40 +291,9 @@ class LoraSettings(_Serialisable):
 
 
 @dataclass
-class AudioPretrainConfig(_Serialisable):
-    """Stage 0 of the tiny base (``audio_pretrain``): the audio encoder learns to tag the caption corpus' sounds."""
-
-    model: str = "af2-tiny"
-    """Preset name or model config file of the model whose CLAP is trained (the rest stays random)."""
-    data_root: str = "data/mini"
-    """Folder holding ``captions/{train,dev}.jsonl`` and their audio."""
-    epochs: float = 6.0
-    """Passes over the caption clips."""
-    batch_size: int = 16
-    """Clips per step."""
-    lr: float = 3e-4
-    """Peak learning rate (higher rates measurably erased species information from the tiny HTSAT's tokens)."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    warmup_steps: int = 10
-    """Linear warm-up steps."""
-    schedule: str = "cosine"
-    """After warm-up: "cosine" (to 10% of peak), "linear" (to 0) or "constant"."""
-    grad_clip: float = 1.0
-    """Clip the gradient norm (0: off)."""
-    spec_augment: bool = False
-    """Keep laion-clap's train-mode SpecAugment (off: on a corpus this small it mostly hides the evidence)."""
-    seed: int = 0
-    """Seeds initialisation and data order."""
-    out_dir: str = "work/runs/audio_encoder"
-    """Run folder: metrics.jsonl, summary.json, final/ (the whole model, release layout)."""
-    progress: bool = True
-    """Show a progress bar."""
-
-
-@dataclass
 class TrainConfig(_Serialisable):
-    """One training run: LoRA fine-tuning on questions, or full training of a base on captions."""
+    """One training run: LoRA fine-tuning on questions, full training of a base on captions, or (stage 0 of the
+    tiny base) CLAP learning the caption corpus' sound tags."""
 
     model: str = "af2-tiny"
     """Preset name or model config file (ignored for the architecture when ``checkpoint`` has af2_config.json)."""
@@ -333,7 +302,9 @@ class TrainConfig(_Serialisable):
     data_root: str = "data/mini"
     """Folder holding ``dcase_2025_question_path/`` and ``local_audio_path/`` (and ``captions/``)."""
     corpus: str = "questions"
-    """"questions" (multiple choice, the report's augmentation) or "captions" (base pretraining corpus)."""
+    """"questions" (multiple choice, the report's augmentation), "captions" (base pretraining corpus) or "tags"
+    (the caption corpus' sound classes, a tagging objective on CLAP tokens: train it with every other component
+    in ``frozen``)."""
     train_split: str = "train"
     """Split to train on (the report fine-tuned on DCASE dev; the mini benchmark has its own train split)."""
     val_split: str | None = "dev"
@@ -372,11 +343,16 @@ class TrainConfig(_Serialisable):
     log_every: int = 1
     """Write a metrics line every N steps."""
     eval_every: int = 0
-    """Validation loss every N steps (0: only at the end)."""
+    """Validation every N steps (0: only at the end)."""
+    eval_per_epoch: bool = False
+    """Also validate at the end of every epoch."""
     save_every: int = 0
     """Resumable checkpoint every N steps (0: only at the end)."""
     max_val_examples: int = 64
-    """Validation examples used for the periodic loss."""
+    """Validation examples used (the first ones of the split)."""
+    spec_augment: bool = True
+    """Keep laion-clap's train-mode SpecAugment in CLAP (off for tagging: on a corpus this small it mostly hides
+    the evidence)."""
     skip_bad_data: bool = False
     """Skip questions with data problems (reported) instead of refusing to start."""
     cache_audio: bool = True

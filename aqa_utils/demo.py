@@ -10,16 +10,19 @@ from __future__ import annotations
 import html
 import tempfile
 from pathlib import Path
-from typing import Callable
+import time
+from typing import Any, Callable, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from .audio import load_clip
-from .config import AudioConfig
-from .data.dcase import Question
+from aqa_utils.audio import ClipCache, load_clip
+from aqa_utils.config import AudioConfig
+from aqa_utils.data.dcase import Question, strip_labels, subset_of
+from aqa_utils.evaluation.engine import EncodedClips, Item, audio_config_of, core_of, run_items
+from aqa_utils.evaluation.settings import EvalSettings
 
 Answerer = Callable[[str, Path, str, list[str]], dict]
 
@@ -131,7 +134,6 @@ class AQADemo:
 
 def model_answerer(load: Callable[[str], object], tokenizer, max_new_tokens: int = 32) -> Answerer:
     """An ``answer`` function over lazily loaded models: ``load(system_name) -> model`` (cached)."""
-    from .evaluate import predict_one
 
     models: dict[str, object] = {}
 
@@ -152,3 +154,39 @@ def probabilities_bar(out: dict):
     ax.set_xlabel("probability")
     fig.tight_layout()
     return fig
+
+
+def predict_one(model: Any, tokenizer: Any, audio_path: str | Path, question: str, choices: Sequence[str],
+                max_new_tokens: int = 256, generate: bool = True) -> dict[str, Any]:
+    """Answer one question about one clip (the demo): option probabilities (score) and the generated answer.
+
+    ``choices``: option texts, with or without "A. " labels. Returns ``answer`` (index of the most likely
+    option), ``answer_text``, ``probabilities`` (per option, softmax over the options' summed log-probs),
+    ``logprobs``, ``generated`` (AF2's free answer; None with ``generate=False``) and ``generated_answer``
+    (its parsed option index, None if unparsed), and ``seconds``.
+    """
+    texts = strip_labels(choices)
+    if not 2 <= len(texts) <= 6:
+        raise ValueError(f"predict_one: need 2 to 6 choices, got {len(texts)}")
+    path = Path(audio_path)
+    q = Question(qid="demo", split="demo", question=question, choices=texts, answer=None, clip_id=path.stem,
+                 audio_path=path, subset=subset_of(path.name), question_type="",
+                 json_path=path, raw_choices=[f"{chr(ord('A') + i)}. {t}" for i, t in enumerate(texts)])
+    settings = EvalSettings(mode="both" if generate else "score", batch_size=1, max_new_tokens=max_new_tokens)
+    t0 = time.perf_counter()
+    clips = EncodedClips(ClipCache(audio_config_of(core_of(model)), 1), keep=1)
+    item = Item(0, q, tuple(range(len(texts))))
+    (scored,), _ = run_items(model, tokenizer, [item], "score", settings, clips)
+    generated = None
+    if generate:
+        (generated,), _ = run_items(model, tokenizer, [item], "generate", settings, clips)
+    return {
+        "answer": scored.pred,
+        "answer_text": texts[scored.pred],
+        "choices": texts,
+        "probabilities": scored.probs,
+        "logprobs": scored.logprobs,
+        "generated": None if generated is None else generated.text,
+        "generated_answer": None if generated is None else generated.pred,
+        "seconds": time.perf_counter() - t0,
+    }

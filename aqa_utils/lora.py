@@ -14,7 +14,7 @@ from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
 from torch import nn
 
-from .config import LoraSettings
+from aqa_utils.config import LoraSettings
 
 # A module belongs to the first component whose test its name passes.
 _COMPONENT_OF = [

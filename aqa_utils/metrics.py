@@ -25,7 +25,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-SUBSETS = ("BQA", "TSQA", "CQA")
+from aqa_utils.data.dcase import SUBSETS
+from aqa_utils.reported import REPORTED
+
 CI_LEVEL = 0.95
 
 
@@ -288,23 +290,6 @@ def read_submission(path: str | Path) -> dict[str, str]:
 
 
 # --- measured here vs reported ------------------------------------------------------------------------------------
-
-_BASELINES = "DCASE 2025 Task 5 baseline table (task paper arXiv 2505.07365; dcase.community challenge2025 task page)"
-_AF2_LORA = "the AF2 + LoRA DCASE 2025 Task 5 report this workbook reproduces (rank sweep)"
-
-# Top-1 accuracy in percent on the DCASE dev split, exactly as published; NaN where the source gives no number.
-# "overall" is the micro accuracy over all dev questions; no source gives a domain average for dev.
-REPORTED = pd.DataFrame(
-    [
-        ("Qwen2-Audio-7B", 30.0, 39.2, 49.6, 45.0, _BASELINES),
-        ("Audio Flamingo 2 (zero-shot)", 53.9, 31.7, 49.5, 45.7, _BASELINES),
-        ("Gemini-2.0-Flash", 42.0, 46.3, 56.6, 52.5, _BASELINES),
-        ("AF2 + LoRA r=8", np.nan, np.nan, np.nan, 69.67, _AF2_LORA),
-        ("AF2 + LoRA r=16", np.nan, np.nan, np.nan, 68.91, _AF2_LORA),
-        ("AF2 + LoRA r=32", np.nan, np.nan, np.nan, 68.26, _AF2_LORA),
-    ],
-    columns=["system", "BQA", "TSQA", "CQA", "overall", "reference"],
-).assign(domain_average=np.nan, data="DCASE dev", source="reported")
 
 TABLE_COLUMNS = ["system", "data", "source", "BQA", "TSQA", "CQA", "domain_average", "overall", "n", "reference"]
 

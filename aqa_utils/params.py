@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .config import LoraSettings, ModelConfig
-from .model import build_model
+from aqa_utils.config import LoraSettings, ModelConfig
+from aqa_utils.model import build_model
 
 
 def component_counts(model) -> dict[str, int]:
@@ -25,7 +25,7 @@ def component_counts(model) -> dict[str, int]:
 
 def parameter_table(model_name: str, lora_rank: int | None = None) -> dict:
     """{"model": name, "parameters": per component, "lora": per component (when a rank is given)}."""
-    from .lora import apply_lora, lora_parameter_counts
+    from aqa_utils.lora import apply_lora, lora_parameter_counts
 
     config = ModelConfig.resolve(model_name)
     model = build_model(config, device="meta")

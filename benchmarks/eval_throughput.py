@@ -2,7 +2,7 @@
 
 Same dev questions, same model, same process, one after the other:
 
-  (a) ``evaluate_sequential_generate``: one question at a time, batch 1, the clip read and encoded again for every
+  (a) ``evaluate`` with batch 1, input order and no caches: one question at a time, batch 1, the clip read and encoded again for every
       question, greedy decoding up to ``max_new_tokens`` (how NVIDIA's AF2 scripts evaluate);
   (b) ``evaluate(mode="generate", batch_size=16)``: clip-ordered batches, each clip read and encoded once per batch;
   (c) ``evaluate(mode="score", batch_size=16)``: every option's log-likelihood in one forward pass per batch.
@@ -32,7 +32,7 @@ from aqa_utils.config import ModelConfig
 from aqa_utils.data.dcase import load_split
 from aqa_utils.data.mini import make_mini_benchmark
 from aqa_utils.data.prompt import build_tokenizer
-from aqa_utils.evaluate import EvalSettings, evaluate, evaluate_sequential_generate
+from aqa_utils.evaluation import EvalSettings, evaluate
 from aqa_utils.model import build_model
 
 DEFAULT_CHECKPOINT = ROOT / "work" / "base" / "af2-tiny"
@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {}
     with quiet_warnings():
         print("(a) per-question generation, batch 1, no clip cache ...", file=sys.stderr)
-        seq = evaluate_sequential_generate(model, tokenizer, questions, max_new_tokens=args.max_new_tokens)
+        seq = evaluate(model, tokenizer, questions, EvalSettings(  # NVIDIA's way: one at a time, input order, no cache
+            mode="generate", batch_size=1, max_new_tokens=args.max_new_tokens, clip_cache_size=0,
+            encoded_cache_size=0, clip_order=False))
         lengths = rec.take()
         t = seq.timing["generate"]
         out["a_sequential_generate"] = {

@@ -49,7 +49,7 @@ def deterministic_clap(trainer) -> None:
 
 
 def main(argv: list[str]) -> None:
-    from aqa_utils.train import Trainer
+    from aqa_utils.training import Trainer
 
     data_root, checkpoint, out_dir, batch_size, steps = argv
     trainer = Trainer(ddp_config(data_root, checkpoint, out_dir, int(batch_size), int(steps)))

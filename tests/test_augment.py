@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aqa_utils.data.augment import (
-    EVAL_FORMAT, LABEL_FORMATS, eval_example, format_label, parse_answer, render_answer, render_question,
-    shuffle_choices, training_example,
-)
+from aqa_utils.data.answers import parse_answer
+from aqa_utils.data.augment import shuffle_choices, training_example
+from aqa_utils.data.formats import EVAL_FORMAT, LABEL_FORMATS, eval_example, format_label, render_answer, render_question
 from aqa_utils.data.dcase import Question
 
 CHOICES = ["writing", "door knock", "laugh", "cough"]

@@ -15,14 +15,16 @@ import pytest
 import torch
 from torch import nn
 
-import aqa_utils.evaluate as ev
+import aqa_utils.evaluation.engine as engine
 from aqa_utils import audio
 from aqa_utils import metrics
 from aqa_utils.config import ModelConfig
 from aqa_utils.data.dcase import load_split
 from aqa_utils.data.mini import make_mini_benchmark
 from aqa_utils.data.prompt import build_tokenizer
-from aqa_utils.evaluate import EvalSettings, _EncodedClips, evaluate, evaluate_sequential_generate, predict_one
+from aqa_utils.demo import predict_one
+from aqa_utils.evaluation import EvalSettings, evaluate
+from aqa_utils.evaluation.engine import EncodedClips
 from aqa_utils.model import AudioMemory, build_model
 
 N_DEV, N_EVAL, NEW_TOKENS = 16, 6, 6
@@ -157,7 +159,8 @@ def test_batched_generation_equals_batch_size_one(both_run, model, tokenizer, de
     batched = both_run[0].predictions
     assert batched["raw_output"].str.len().gt(0).sum() >= len(dev) // 2  # the perturbed model does emit text
     n = 8  # a prefix keeps it fast; the batched run padded these among all the others
-    single = evaluate_sequential_generate(model, tokenizer, dev[:n], max_new_tokens=NEW_TOKENS)
+    single = evaluate(model, tokenizer, dev[:n], EvalSettings(mode="generate", batch_size=1, max_new_tokens=NEW_TOKENS,
+                                                             clip_cache_size=0, encoded_cache_size=0, clip_order=False))
     assert single.settings.batch_size == 1
     assert single.predictions["qid"].tolist() == batched["qid"].tolist()[:n]
     assert single.predictions["raw_output"].tolist() == batched["raw_output"].tolist()[:n]
@@ -218,9 +221,9 @@ def test_position_biased_model_is_at_chance_under_shuffling(tokenizer, dev, mode
 
 def test_oracle_is_fully_robust(monkeypatch, tokenizer, dev, tmp_path):
     def oracle(core, tok, batch, memory, index):
-        return [ev._Out(it.question.answer, it.order.index(it.question.answer), "") for it in batch]
+        return [engine.Out(it.question.answer, it.order.index(it.question.answer), "") for it in batch]
 
-    monkeypatch.setattr(ev, "_score_batch", oracle)
+    monkeypatch.setattr(engine, "score_batch", oracle)
     result = evaluate(AlwaysA(tokenizer), tokenizer, dev, EvalSettings(mode="score", permutations=4, seed=3),
                       out_dir=tmp_path)
     rob = result.robustness
@@ -280,13 +283,13 @@ def test_kept_encodings_batch_like_fresh_ones(model):
     def items(names):
         return [SimpleNamespace(question=SimpleNamespace(audio_path=name)) for name in names]
 
-    clips = _EncodedClips(Waveforms(), keep=8)
+    clips = EncodedClips(Waveforms(), keep=8)
     device = torch.device("cpu")
     with torch.inference_mode():
         clips.batch(model, items(["clip0.wav", "clip1.wav"]), device)  # kept: one 1-window, one 3-window clip
         mixed, index = clips.batch(model, items(["clip2.wav", "clip1.wav", "clip2.wav", "clip0.wav", "clip3.wav"]),
                                    device)
-        fresh, _ = _EncodedClips(Waveforms(), keep=0).batch(
+        fresh, _ = EncodedClips(Waveforms(), keep=0).batch(
             model, items(["clip2.wav", "clip1.wav", "clip0.wav", "clip3.wav"]), device)
     assert index.tolist() == [0, 1, 0, 2, 3] and clips.encoded == 4 and clips.reused == 2
     assert torch.equal(mixed.mask, fresh.mask)

@@ -10,8 +10,11 @@ import soundfile as sf
 
 from aqa_utils.audio import load_clip
 from aqa_utils.data.dcase import load_split, validate
-from aqa_utils.data.mini import (CAPTION_QTYPES, RATES, SPECIES_BY_NAME, VERSION, make_mini_benchmark,
-                                 text_only_baselines)
+from aqa_utils.data.baselines import text_only_baselines
+from aqa_utils.data.mini import VERSION, make_mini_benchmark
+from aqa_utils.data.mini.captions import CAPTION_QTYPES
+from aqa_utils.data.mini.synth import RATES
+from aqa_utils.data.mini.vocabulary import SPECIES_BY_NAME
 
 SMALL = dict(n_train=60, n_dev=45, n_eval=9, n_captions_train=9, n_captions_dev=3)
 

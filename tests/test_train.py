@@ -1,4 +1,4 @@
-"""The training engine (aqa_utils/train.py) on af2-tiny and a small generated mini benchmark, on the CPU.
+"""The training loop (aqa_utils/training/) on af2-tiny and a small generated mini benchmark, on the CPU.
 
 Exact resume (LoRA and full/captions), atomic checkpoints, non-finite loss handling, LoRA touching only the adapters,
 a golden loss curve, and DDP (2 processes under torchrun, gloo) against a single process on the same global batch.
@@ -11,6 +11,7 @@ deterministic and the store only caches it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import replace
@@ -29,8 +30,9 @@ from aqa_utils.model import build_model
 from aqa_utils.model import checkpoint as release
 from aqa_utils.model.flamingo import AF2Model, LossOutput
 from aqa_utils.audio import ClipCache
-from aqa_utils.train import (CAPTION_PROMPT, CaptionExamples, NonFiniteLossError, Trainer, audio_reliance,
-                             read_metrics)
+from aqa_utils.training import NonFiniteLossError, Trainer, audio_reliance, read_metrics
+from aqa_utils.training.checkpointer import Checkpointer
+from aqa_utils.training.examples import CAPTION_PROMPT, CaptionExamples
 from ddp_worker import ddp_config, deterministic_clap
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +71,7 @@ def trainer(cfg: TrainConfig) -> Trainer:
     """A Trainer whose decoded clips are shared with the other trainers of this module."""
     t = Trainer(cfg)
     key = repr(t.model_config.audio)
-    t.clips = _CLIP_STORES.setdefault(key, t.clips)
+    t.objective.clips = _CLIP_STORES.setdefault(key, t.objective.clips)
     return t
 
 
@@ -133,7 +135,7 @@ def test_exact_resume_full_captions(work, tmp_path):
     b = trainer(cfg(tmp_path / "b"))
     assert b.fit()["resumed"]
 
-    trainable_a, trainable_b = a._trainable_state(), b._trainable_state()
+    trainable_a, trainable_b = Checkpointer.trainable_state(a.unwrapped), Checkpointer.trainable_state(b.unwrapped)
     # Full mode: every weight trains but laion-clap's own (unused, frozen) STFT/mel front end.
     frozen = {n for n, p in a.unwrapped.named_parameters() if not p.requires_grad}
     assert frozen and all(".spectrogram_extractor." in n or ".logmel_extractor." in n for n in frozen)
@@ -205,13 +207,13 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(work, tmp_path, monkeyp
     assert latest(out) == "step_000002" and not (out / "checkpoints" / "step_000003").exists()
     assert [row["step"] for row in read_metrics(out)] == [1, 2]
     # The NaN never reached the weights (the error comes before the optimizer step) ...
-    in_memory = t._trainable_state()
+    in_memory = Checkpointer.trainable_state(t.unwrapped)
     assert all(torch.isfinite(v).all() for v in in_memory.values())
 
     # ... and the last good checkpoint loads and trains on.
     again = trainer(cfg)
     assert again.resume() and again.step == 2
-    assert_same_tensors(again._trainable_state(), in_memory)
+    assert_same_tensors(Checkpointer.trainable_state(again.unwrapped), in_memory)
     summary = again.fit(stop_after=1)
     assert summary["resumed"] and summary["steps"] == 3
     assert math.isfinite(read_metrics(out)[-1]["loss"])
@@ -246,17 +248,19 @@ def test_frozen_clap_trains_the_rest_from_cached_tokens(work, tmp_path):
                       mode="full", frozen=("clap",), batch_size=4, max_steps=1, val_split=None, progress=False,
                       seed=0, out_dir=str(tmp_path / "run"))
     t = trainer(cfg)
-    assert t.clap_tokens == {}
+    assert t.objective.clap_tokens == {}
     assert not any(p.requires_grad for p in t.unwrapped.clap.parameters())
     examples = [t.train_data.get(i, 0) for i in range(4)]
-    cached, from_windows = t._batch(examples), trainer(replace(cfg, cache_clap_tokens=False))._batch(examples)
-    assert set(cached["audio"]) == {"clap_tokens"} and set(from_windows["audio"]) == {"windows", "window_mask"}
+    from_windows = trainer(replace(cfg, cache_clap_tokens=False))
+    assert from_windows.objective.clap_tokens is None
+    losses = []
+    for tr in (t, from_windows):
+        tr.model.eval()
+        with torch.no_grad():
+            losses.append(float(tr.objective.loss_sum(tr.model, tr.core, examples, "cpu", contextlib.nullcontext)))
+    assert len(t.objective.clap_tokens) == len({e.audio_path for e in examples})  # one entry per distinct clip
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     model = t.unwrapped.eval()
-    with torch.no_grad():
-        loss_cached = model(cached["input_ids"], cached["attention_mask"], labels=cached["labels"], **cached["audio"])
-        loss_windows = model(cached["input_ids"], cached["attention_mask"], labels=cached["labels"],
-                             **from_windows["audio"])
-    assert loss_cached.loss == pytest.approx(float(loss_windows.loss), rel=1e-5)
 
     before = {k: v.clone() for k, v in model.state_dict().items()}
     t.fit()

@@ -1,13 +1,16 @@
-"""workbook.saved_evaluations / evaluations: notebook 06 reuses notebook 05's evaluation only while it is current."""
+"""The workbook layer: every config derived from the profile's paths (each AQA_* setting alone and together), and
+notebook 06 reusing notebook 05's evaluation only while it is current."""
 
 import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from aqa_utils import workbook
+from aqa_utils.workbook import steps
 
 
 @pytest.fixture()
@@ -15,17 +18,17 @@ def prof(tmp_path):
     """A CI profile whose base, adapters and evaluations live under tmp_path, with weights written at t=1000."""
     p = workbook.profile("ci")
     p = replace(p, base_dir=tmp_path / "base", runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
-    weights = [p.base_dir / "safe_ckpt"] + [p.run_dir(r) / "final" for r in workbook.RANKS]
+    weights = [p.base_dir / "safe_ckpt"] + [s.adapter for s in p.systems()[1:]]
     for folder in weights:
         folder.mkdir(parents=True)
         os.utime(folder, (1000, 1000))
     return p
 
 
-def write_evaluation(prof, name: str, modes=("score",), when: float = 2000.0) -> None:
-    folder = workbook._system_dir(prof, "dev", name)
+def write_evaluation(prof, system, modes=("score",), when: float = 2000.0) -> None:
+    folder = workbook.evaluation_dir(prof, "dev", system)
     folder.mkdir(parents=True, exist_ok=True)
-    metrics = {mode: {"micro": 0.5, "system": name} for mode in modes}
+    metrics = {mode: {"micro": 0.5, "system": system.name} for mode in modes}
     (folder / "metrics.json").write_text(json.dumps({"metrics": metrics}))
     pd.DataFrame({"qid": ["q1", "q2"], "correct": [True, False]}).to_csv(folder / "predictions.csv", index=False)
     for f in folder.iterdir():
@@ -33,22 +36,22 @@ def write_evaluation(prof, name: str, modes=("score",), when: float = 2000.0) ->
 
 
 def write_all(prof, **kwargs) -> None:
-    for name in workbook.systems(prof):
-        write_evaluation(prof, name, **kwargs)
+    for system in prof.systems():
+        write_evaluation(prof, system, **kwargs)
 
 
 def test_current_evaluations_are_read_back_per_system(prof):
     write_all(prof)
     saved = workbook.saved_evaluations(prof, "dev", "score")
-    assert list(saved) == list(workbook.systems(prof))
-    for name, ev in saved.items():
-        assert ev.metrics["score"]["system"] == name
+    assert list(saved) == prof.systems()
+    for system, ev in saved.items():
+        assert ev.metrics["score"]["system"] == system.name
         assert ev.predictions["correct"].tolist() == [True, False]
 
 
 def test_an_evaluation_older_than_its_adapter_is_not_reused(prof):
     write_all(prof)
-    os.utime(prof.run_dir(16) / "final", (3000, 3000))  # r=16 retrained after the evaluation
+    os.utime(prof.lora_system(16).adapter, (3000, 3000))  # r=16 retrained after the evaluation
     assert workbook.saved_evaluations(prof, "dev", "score") is None
 
 
@@ -62,15 +65,68 @@ def test_a_missing_system_or_mode_means_evaluating_again(prof):
     write_all(prof, modes=("generate",))
     assert workbook.saved_evaluations(prof, "dev", "score") is None
     write_all(prof)
-    (workbook._system_dir(prof, "dev", "LoRA r=32") / "predictions.csv").unlink()
+    (workbook.evaluation_dir(prof, "dev", prof.lora_system(32)) / "predictions.csv").unlink()
     assert workbook.saved_evaluations(prof, "dev", "score") is None
 
 
 def test_evaluations_falls_back_to_evaluating(prof, monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(workbook, "evaluate_systems", lambda p, split, mode, progress: calls.append(mode) or "fresh")
+    monkeypatch.setattr(steps, "evaluate_systems", lambda p, split, mode, progress: calls.append(mode) or "fresh")
     assert workbook.evaluations(prof, "dev", "score") == "fresh" and calls == ["score"]
     write_all(prof)
     saved = workbook.evaluations(prof, "dev", "score")
-    assert calls == ["score"] and set(saved) == set(workbook.systems(prof))
+    assert calls == ["score"] and set(saved) == set(prof.systems())
     assert "evaluating now" in capsys.readouterr().out
+
+
+# --- settings from the environment ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("data,weights", [(False, False), (True, False), (False, True), (True, True)])
+def test_every_config_follows_the_aqa_settings(monkeypatch, tmp_path, data, weights):
+    """AQA_DCASE_ROOT and AQA_AF2_CHECKPOINT, alone and together: each derived path and setting follows them."""
+    for key in ("AQA_DCASE_ROOT", "AQA_AF2_CHECKPOINT", "AQA_MODEL", "AQA_CONFIG", "AQA_TRAIN_SPLIT", "AQA_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    dcase, release = tmp_path / "dcase", tmp_path / "af2"
+    if data:
+        monkeypatch.setenv("AQA_DCASE_ROOT", str(dcase))
+    if weights:
+        monkeypatch.setenv("AQA_AF2_CHECKPOINT", str(release))
+    prof = workbook.profile("ci")
+    mini = workbook.repo_root() / "work" / "ci" / "mini"
+    assert prof.real_data is data and prof.real_checkpoint is weights
+    assert prof.data_root == (dcase if data else mini)
+    # the tiny base always pretrains on the generated caption corpus, whatever the questions are
+    for cfg in (prof.encoder_config(), prof.base_config()):
+        assert cfg.data_root == str(mini)
+    assert prof.base_config().checkpoint == str(Path(prof.encoder_config().out_dir) / "final")
+    assert prof.base_dir == (release if weights else workbook.repo_root() / "work" / "ci" / "base" / "af2-tiny")
+    for system in prof.systems()[1:]:
+        cfg = prof.lora_config(system)
+        assert cfg.data_root == str(prof.data_root) and cfg.checkpoint == str(prof.base_dir)
+        assert cfg.out_dir == str(system.run_dir) and cfg.lora.rank == system.rank and cfg.seed == system.seed
+        assert cfg.model == ("af2-3b" if weights else "af2-tiny")
+        assert cfg.gradient_checkpointing is weights and cfg.cache_audio is not data
+    assert len(prof.notes) == data + weights
+
+
+def test_settings_file_and_environment(monkeypatch, tmp_path):
+    """A YAML file named by AQA_CONFIG gives the same settings; the environment wins over it."""
+    for key in ("AQA_DCASE_ROOT", "AQA_AF2_CHECKPOINT", "AQA_MODEL", "AQA_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    (tmp_path / "aqa.yaml").write_text(f"aqa_dcase_root: {tmp_path / 'a'}\naqa_model: af2-0.5b\n"
+                                       f"aqa_af2_checkpoint: {tmp_path / 'w'}\n")
+    monkeypatch.setenv("AQA_CONFIG", str(tmp_path / "aqa.yaml"))
+    monkeypatch.setenv("AQA_DCASE_ROOT", str(tmp_path / "b"))
+    prof = workbook.profile("ci")
+    assert prof.data_root == tmp_path / "b" and prof.base_dir == tmp_path / "w" and prof.model == "af2-0.5b"
+
+
+def test_systems_carry_rank_seed_and_adapter():
+    prof = replace(workbook.profile("ci"), seeds=(0, 1))
+    base, *lora = prof.systems()
+    assert (base.rank, base.seed, base.adapter, base.name, base.slug) == (0, None, None, "base (zero-shot)", "base")
+    assert [(s.rank, s.seed) for s in lora] == [(r, s) for r in prof.ranks for s in (0, 1)]
+    assert len({s.run_dir for s in lora}) == len(lora) and all(s.adapter == s.run_dir / "final" for s in lora)
+    assert len({s.name for s in prof.systems()}) == len(prof.systems())
+    with pytest.raises(ValueError):
+        prof.lora_config(base)

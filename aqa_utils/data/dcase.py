@@ -18,6 +18,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -168,6 +169,14 @@ def _resolve_answer(answer: object, raw: list[str], texts: list[str]) -> tuple[i
     if label_idx is not None and (matches or label_idx >= len(texts) or _EMBEDDED_LABEL.search(text)):
         return None, "malformed_answer", f"answer {answer!r}: its label and text do not name one option of {raw}"
     return None, "answer_not_in_choices", f"answer {answer!r} is none of {raw}"
+
+
+def strip_labels(choices: Sequence[str]) -> list[str]:
+    """Drop "A. " style labels when every option carries its own, in order (as DCASE files write them)."""
+    matches = [_LABELED.match(c) for c in choices]
+    if all(m and m.group(1) == chr(ord("A") + i) and m.group(2) for i, m in enumerate(matches)):
+        return [m.group(2).rstrip(", ") for m in matches]  # type: ignore[union-attr]
+    return [c.strip() for c in choices]
 
 
 def _read_question(path: Path, split: str) -> tuple[Question | None, list[Problem], Path | None]:

@@ -126,6 +126,12 @@ class AF2Model(nn.Module):
     def flamingo_layers(self) -> list[FlamingoLayer]:
         return list(self.lang_encoder.model.layers)
 
+    def gate_values(self) -> list[dict[str, float]]:
+        """Per decoder layer, how open its cross-attention block is: tanh of the attention and feed-forward gates."""
+        return [{"attn": round(float(layer.gated_cross_attn_layer_sound.attn_gate.detach().tanh()), 4),
+                 "ff": round(float(layer.gated_cross_attn_layer_sound.ff_gate.detach().tanh()), 4)}
+                for layer in self.flamingo_layers]
+
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Recompute activations in backward (CLAP stages, audio-transformer layers, LM layers)."""
         self.clap.nvclap.gradient_checkpointing = enabled

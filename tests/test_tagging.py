@@ -1,5 +1,5 @@
-"""Stage 0 of the tiny base (aqa_utils/audio_pretrain.py): caption tags, average precision, and a short run whose
-checkpoint loads through the release loader with only CLAP changed."""
+"""Stage 0 of the tiny base (the tagging objective of aqa_utils/training): caption tags, average precision, and a
+short run of the training loop whose checkpoint loads through the release loader with only CLAP changed."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import math
 import pytest
 import torch
 
-from aqa_utils.audio_pretrain import CaptionTags, TagHead, average_precision, pretrain_audio_encoder
-from aqa_utils.config import AudioPretrainConfig
+from aqa_utils.config import TrainConfig
+from aqa_utils.training import Trainer
+from aqa_utils.training.examples import CaptionTags
+from aqa_utils.training.objectives import TagHead, average_precision
 from aqa_utils.data.mini import SOUND_CLASSES, make_mini_benchmark
 from aqa_utils.model import build_model
 from aqa_utils.model import checkpoint as release
@@ -53,9 +55,10 @@ def test_caption_tags(tmp_path):
 def test_short_run_changes_only_clap_and_loads_through_the_release_loader(tmp_path):
     data = make_mini_benchmark(tmp_path / "mini", seed=0, n_train=0, n_dev=0, n_eval=0, n_captions_train=16,
                                n_captions_dev=6)
-    cfg = AudioPretrainConfig(epochs=1, batch_size=8, data_root=str(data), out_dir=str(tmp_path / "run"),
-                              progress=False, seed=3)
-    summary = pretrain_audio_encoder(cfg)
+    cfg = TrainConfig(mode="full", corpus="tags", frozen=("audio_transformer", "xattn", "lm"), spec_augment=False,
+                      epochs=1, batch_size=8, lr=3e-4, data_root=str(data), out_dir=str(tmp_path / "run"),
+                      val_split="dev", eval_per_epoch=True, max_val_examples=100, progress=False, seed=3)
+    summary = Trainer(cfg).fit()
     assert summary["steps"] == 2 and 0.0 < summary["val_map"] <= 1.0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and "val_map" in rows[-1]

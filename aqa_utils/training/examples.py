@@ -1,0 +1,115 @@
+"""What a training step consumes: examples of the question corpus, the caption corpus, or the caption tags.
+
+``QuestionExamples`` and ``CaptionExamples`` give ``Example`` (clip, prompt, target) for the language-model
+objective; ``CaptionTags`` gives (clip, multi-hot target) for the tagging objective of the tiny base's stage 0.
+Examples are rendered on demand from (seed, epoch, index), so a resumed run sees the same augmentation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aqa_utils.config import TrainConfig
+from aqa_utils.data.augment import augmented_example, training_example
+from aqa_utils.data.dcase import Question, load_split
+from aqa_utils.data.formats import eval_example, render_answer, render_question
+from aqa_utils.data.mini import SOUND_CLASSES, read_captions
+
+CAPTION_PROMPT = "describe the sound."
+
+
+@dataclass
+class Example:
+    audio_path: Path
+    prompt: str
+    target: str
+
+
+class QuestionExamples:
+    """Multiple-choice questions -> examples; ``train=True`` applies the report's augmentation."""
+
+    def __init__(self, questions: list[Question], seed: int, train: bool):
+        self.questions, self.seed, self.train = questions, seed, train
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def get(self, index: int, epoch: int) -> Example:
+        q = self.questions[index]
+        if self.train:
+            mc = training_example(q, np.random.default_rng([self.seed, epoch, index]))
+        else:
+            mc = eval_example(q)
+        return Example(q.audio_path, mc.prompt, mc.target)
+
+
+class CaptionExamples:
+    """The caption corpus: per clip, its caption (under a fixed prompt) and its multiple-choice question, rendered
+    with the report's augmentation (shuffled options, one of six label formats) when ``train`` is True, else in
+    the fixed eval format."""
+
+    def __init__(self, root: Path, split: str, seed: int = 0, train: bool = True):
+        self.seed, self.train = seed, train
+
+        def examples(row: dict) -> list:
+            audio = root / row["audio"]
+            return [Example(audio, CAPTION_PROMPT, row["text"]),
+                    (audio, row["question"], list(row["choices"]), row["choices"].index(row["answer"]))]
+
+        self.items: list[Example | tuple[Path, str, list[str], int]] = [
+            item for pair in read_captions(root, split, examples) for item in pair]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, index: int, epoch: int) -> Example:
+        item = self.items[index]
+        if isinstance(item, Example):
+            return item
+        audio, question, choices, answer = item
+        if self.train:
+            mc = augmented_example(question, choices, answer, np.random.default_rng([self.seed, epoch, index]))
+            return Example(audio, mc.prompt, mc.target)
+        return Example(audio, render_question(question, choices), render_answer(choices, answer))
+
+
+class CaptionTags:
+    """(clip path, multi-hot target over ``classes``) per line of ``captions/<split>.jsonl``: a class is present
+    when the caption names it."""
+
+    def __init__(self, root: str | Path, split: str, classes: tuple[str, ...] = SOUND_CLASSES):
+        self.classes = classes
+
+        def tags(row: dict) -> tuple[Path, torch.Tensor]:
+            text = row["text"].lower()
+            return Path(root) / row["audio"], torch.tensor([float(c in text) for c in classes])
+
+        self.items: list[tuple[Path, torch.Tensor]] = read_captions(root, split, tags)
+        if not self.items:
+            raise ValueError(f"{Path(root) / 'captions' / f'{split}.jsonl'}: no captions")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+    def get(self, index: int, epoch: int) -> tuple[Path, torch.Tensor]:
+        return self.items[index]
+
+
+def load_examples(cfg: TrainConfig, split: str, train: bool):
+    """The examples of ``split`` for ``cfg.corpus``: "questions", "captions" or "tags"."""
+    root = Path(cfg.data_root)
+    if cfg.corpus == "captions":
+        return CaptionExamples(root, split, cfg.seed, train)
+    if cfg.corpus == "tags":
+        return CaptionTags(root, split)
+    if cfg.corpus != "questions":
+        raise ValueError(f"corpus must be 'questions', 'captions' or 'tags', not {cfg.corpus!r}")
+    loaded = load_split(root, split, skip_problems=cfg.skip_bad_data)
+    if loaded.skipped:
+        print(f"{split}: skipped {loaded.skipped} questions with data problems: {loaded.summary()}")
+    return QuestionExamples(loaded.questions, cfg.seed, train)

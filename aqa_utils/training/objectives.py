@@ -1,0 +1,156 @@
+"""What the training loop minimises: the language-model loss on answers, or (stage 0 of the tiny base) sound tags.
+
+An objective turns a list of examples into a summed loss and says how many units (answer tokens, or clip x class
+pairs) the sum covers, so the loop can normalise by the whole global batch on every process. It also names the
+module the optimizer trains (the AF2 model, or the model plus a tagging head) and how it is validated.
+
+Tagging (stage 0): AF2 never trains its audio encoder from scratch through the language loss (HTSAT was pretrained
+on AudioSet, then contrastively as AF-CLAP, and AF2's first stage keeps it frozen). Trained end to end from random
+weights, af2-tiny learned to ignore its encoder instead (the audio transformer's output collapsed to a
+near-constant token within ~100 steps). So the tiny base first teaches HTSAT to tag the sound classes each caption
+names: a linear head scores every CLAP token, a clip's score for a class is its best token's (max pooling, so each
+token has to say what sounds at its time and frequency), binary cross-entropy. The head is thrown away.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aqa_utils.audio import ClipCache, pad_window_batch
+from aqa_utils.data.prompt import TrainCollator
+from aqa_utils.training.examples import Example
+
+
+class LanguageModelling:
+    """Loss per answer token (prompt masked) of the AF2 model given each example's clip.
+
+    With ``cache_clap_tokens`` (CLAP frozen, so in eval mode and deterministic), each clip's CLAP tokens are
+    computed once and reused every epoch."""
+
+    def __init__(self, collate: TrainCollator, clips: ClipCache, cache_clap_tokens: bool):
+        self.collate, self.clips = collate, clips
+        self.clap_tokens: dict[str, torch.Tensor] | None = {} if cache_clap_tokens else None
+
+    def trained_module(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def af2(self, module: nn.Module) -> nn.Module:
+        return module
+
+    def units(self, examples: list[Example]) -> int:
+        """Answer tokens of ``examples`` (the loss normaliser)."""
+        return int((self.collate([(e.prompt, e.target) for e in examples])["labels"][:, 1:] != -100).sum())
+
+    def loss_sum(self, module, core, examples: list[Example], device, autocast) -> torch.Tensor:
+        """Summed loss over the answer tokens of ``examples``; ``core`` is the unwrapped AF2 model."""
+        text = {k: v.to(device) for k, v in self.collate([(e.prompt, e.target) for e in examples]).items()}
+        with autocast():
+            out = module(text["input_ids"], text["attention_mask"], labels=text["labels"],
+                         **self._audio(core, examples, device, autocast))
+        return out.loss_sum
+
+    def _audio(self, core, examples: list[Example], device, autocast) -> dict:
+        """The forward's audio keyword arguments: cached CLAP tokens, or the clips' windows."""
+        if self.clap_tokens is not None:
+            tokens = [self._frozen_clap_tokens(core, e.audio_path, device, autocast) for e in examples]
+            batch, mask = pad_window_batch(tokens)
+            return {"clap_tokens": (batch, mask.to(device))}
+        windows, mask = pad_window_batch([self.clips.get(e.audio_path) for e in examples])
+        return {"windows": windows.to(device), "window_mask": mask.to(device)}
+
+    @torch.no_grad()
+    def _frozen_clap_tokens(self, core, path: Path, device, autocast) -> torch.Tensor:
+        """(L * tokens_per_window, D) CLAP tokens of a clip, computed once by the frozen (eval-mode) CLAP."""
+        key = str(path)
+        if key not in self.clap_tokens:
+            with autocast():
+                self.clap_tokens[key] = core.clap.eval()(self.clips.get(path).to(device)).flatten(0, 1)
+        return self.clap_tokens[key]
+
+    shard_validation = True
+    """Each process validates its share of the batches; the sums are reduced."""
+
+    @torch.no_grad()
+    def validate(self, module, core, chunks: list[list[Example]], device, autocast, reduce) -> dict:
+        """Mean loss per answer token over the batches ``chunks`` (``reduce`` sums over processes)."""
+        loss_sum, tokens = 0.0, 0
+        for chunk in chunks:
+            loss_sum += float(self.loss_sum(module, core, chunk, device, autocast))
+            tokens += self.units(chunk)
+        totals = reduce(torch.tensor([loss_sum, float(tokens)], device=device))
+        return {"val_loss": float(totals[0] / max(totals[1], 1))}
+
+
+class TagHead(nn.Module):
+    """CLAP tokens (B, N, D) with mask (B, N) -> clip logits (B, C): a linear score per token, max over the clip."""
+
+    def __init__(self, dim: int, n_classes: int):
+        super().__init__()
+        self.proj = nn.Linear(dim, n_classes)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.proj(tokens).masked_fill(~mask[..., None], torch.finfo(tokens.dtype).min)
+        return logits.max(dim=1).values
+
+
+class TaggedAF2(nn.Module):
+    """The AF2 model with a tagging head on its CLAP tokens: windows (B, L, S), mask (B, L) -> logits (B, C)."""
+
+    def __init__(self, af2: nn.Module, n_classes: int):
+        super().__init__()
+        self.af2 = af2
+        self.head = TagHead(af2.config.audio_dim, n_classes).to(next(af2.parameters()).device)
+
+    def forward(self, windows: torch.Tensor, window_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(*self.af2.clap_tokens(windows, window_mask))
+
+
+def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-class average precision of (N, C) scores against (N, C) 0/1 targets; NaN for a class with no positive."""
+    order = scores.argsort(dim=0, descending=True)
+    hits = targets.gather(0, order)
+    precision_at = hits.cumsum(0) / torch.arange(1, len(hits) + 1, dtype=hits.dtype)[:, None]
+    positives = hits.sum(0)
+    return torch.where(positives > 0, (precision_at * hits).sum(0) / positives.clamp(min=1), torch.nan)
+
+
+class Tagging:
+    """Binary cross-entropy of clip tags (``CaptionTags`` examples: (clip path, multi-hot target))."""
+
+    def __init__(self, clips: ClipCache, classes: tuple[str, ...]):
+        self.clips, self.classes = clips, classes
+
+    def trained_module(self, model: nn.Module) -> nn.Module:
+        return TaggedAF2(model, len(self.classes))
+
+    def af2(self, module: nn.Module) -> nn.Module:
+        return module.af2
+
+    def units(self, examples: list) -> int:
+        return len(examples) * len(self.classes)
+
+    def _logits(self, module, examples: list, device) -> torch.Tensor:
+        windows, mask = pad_window_batch([self.clips.get(path) for path, _ in examples])
+        return module(windows.to(device), mask.to(device))
+
+    def loss_sum(self, module, core, examples: list, device, autocast) -> torch.Tensor:
+        targets = torch.stack([t for _, t in examples]).to(device)
+        with autocast():
+            logits = self._logits(module, examples, device)
+        return F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="sum")
+
+    shard_validation = False
+    """Average precision needs every clip's scores: each process scores all of them."""
+
+    @torch.no_grad()
+    def validate(self, module, core, chunks: list[list], device, autocast, reduce) -> dict:
+        """Mean average precision over the classes present in the batches ``chunks`` (and each class's AP)."""
+        core.clap.eval()
+        with autocast():
+            scores = torch.cat([self._logits(module, chunk, device).float().cpu() for chunk in chunks])
+        ap = average_precision(scores, torch.stack([t for chunk in chunks for _, t in chunk]))
+        return {"val_map": float(ap.nanmean()), "val_ap": dict(zip(self.classes, [round(float(a), 4) for a in ap]))}

@@ -1,0 +1,19 @@
+"""The notebook layer: profiles (sizes, paths, systems), the workbook's steps, ``make reproduce``.
+
+Modules: ``profile`` (``Profile``, ``System``, settings from the environment), ``steps`` (data, base, LoRA,
+evaluation, each reusing finished work), ``reproduce`` (run every notebook, write the results README),
+``notebook`` (the notebooks' setup cell).
+"""
+
+from aqa_utils.workbook.notebook import setup
+from aqa_utils.workbook.profile import Profile, System, profile, repo_root
+from aqa_utils.workbook.reproduce import NOTEBOOKS, reproduce, write_results_readme
+from aqa_utils.workbook.steps import (
+    SavedEvaluation, base_audio_reliance, ensure_base, ensure_mini_benchmark, evaluate_systems, evaluation_dir,
+    evaluations, finished_with, load_system, saved_evaluations, train_lora,
+)
+
+__all__ = ["NOTEBOOKS", "Profile", "SavedEvaluation", "System", "base_audio_reliance", "ensure_base",
+           "ensure_mini_benchmark", "evaluate_systems", "evaluation_dir", "evaluations", "finished_with",
+           "load_system", "profile", "repo_root", "reproduce", "saved_evaluations", "setup", "train_lora",
+           "write_results_readme"]

@@ -1,0 +1,183 @@
+"""A workbook profile: sizes and recipes of one run, where its data and results live, and the systems it compares.
+
+- ``full`` (default): the embedded default at its real size, results under ``results/``.
+- ``ci``: the same chain with a few steps each, under ``work/ci/``, for nbval in ``make test``.
+
+Pointing the workbook at the real thing needs no code change, only environment variables (or the same keys in a
+YAML file named by ``AQA_CONFIG``): ``AQA_DCASE_ROOT`` (the folder holding ``dcase_2025_question_path/`` and
+``local_audio_path/``) and ``AQA_AF2_CHECKPOINT`` (the downloaded release folder with ``clap_ckpt/`` and
+``safe_ckpt/``). With a checkpoint, the base is loaded instead of pretrained and the model is ``af2-3b`` unless
+``AQA_MODEL`` says otherwise. Each path is held once here; every stage's ``TrainConfig`` is derived from it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from aqa_utils.config import LoraSettings, TrainConfig
+
+
+def repo_root() -> Path:
+    here = Path(__file__).resolve().parent.parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+@dataclass(frozen=True)
+class System:
+    """One system the evaluation compares: the base (rank 0) or a LoRA adapter of one rank and training seed."""
+
+    rank: int
+    """LoRA rank; 0 for the zero-shot base."""
+    seed: int | None = None
+    """Training seed of the adapter; None for the base."""
+    run_dir: Path | None = None
+    """The adapter's run folder (config, metrics, final/); None for the base."""
+
+    @property
+    def name(self) -> str:
+        """Display name: "base (zero-shot)", "LoRA r=8" (seed 0) or "LoRA r=8 seed 1"."""
+        if self.rank == 0:
+            return "base (zero-shot)"
+        return f"LoRA r={self.rank}" + (f" seed {self.seed}" if self.seed else "")
+
+    @property
+    def slug(self) -> str:
+        """Folder name of its results: "base" or its run folder's name."""
+        return "base" if self.run_dir is None else self.run_dir.name
+
+    @property
+    def adapter(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "final"
+
+
+@dataclass
+class Profile:
+    """Everything a workbook run needs to know; see the module docstring."""
+
+    name: str
+    mini_root: Path
+    """The generated mini benchmark and caption corpus (the tiny base always pretrains on its captions)."""
+    base_dir: Path
+    """The base in the release layout: the tiny base trained here, or the released AF2."""
+    runs_dir: Path
+    results_dir: Path
+    mini_sizes: dict
+    encoder_stage: TrainConfig
+    """Stage 0 of the tiny base (hyperparameters only): CLAP learns the captions' sound tags."""
+    base_stage: TrainConfig
+    """Stage 1 of the tiny base (hyperparameters only): CLAP frozen, the rest learns captions and questions."""
+    lora_recipe: TrainConfig
+    """The LoRA recipe (hyperparameters only); each system's config is derived by ``lora_config``."""
+    eval_permutations: int
+    eval_limit: int | None
+    eval_max_new_tokens: int
+    ranks: tuple[int, ...] = (8, 16, 32)
+    seeds: tuple[int, ...] = (0,)
+    dcase_root: Path | None = None
+    """Real DCASE data (``AQA_DCASE_ROOT``); None: the mini benchmark."""
+    model: str = "af2-tiny"
+    """Model preset of the base (the release: ``af2-3b``, or ``AQA_MODEL``)."""
+    real_checkpoint: bool = False
+    train_split: str = "train"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def real_data(self) -> bool:
+        return self.dcase_root is not None
+
+    @property
+    def data_root(self) -> Path:
+        """Where the questions that LoRA trains on and the evaluation reads live."""
+        return self.dcase_root if self.dcase_root is not None else self.mini_root
+
+    # -- derived training configs
+    def encoder_config(self) -> TrainConfig:
+        return replace(self.encoder_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_audio_encoder"))
+
+    def base_config(self) -> TrainConfig:
+        return replace(self.base_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_pretrain"),
+                       checkpoint=str(Path(self.encoder_config().out_dir) / "final"))
+
+    def lora_config(self, system: System) -> TrainConfig:
+        if system.run_dir is None:
+            raise ValueError("the base is not trained by LoRA")
+        return replace(self.lora_recipe, data_root=str(self.data_root), train_split=self.train_split,
+                       model=self.model, checkpoint=str(self.base_dir), out_dir=str(system.run_dir),
+                       seed=system.seed, lora=LoraSettings(rank=system.rank),
+                       gradient_checkpointing=self.real_checkpoint or self.lora_recipe.gradient_checkpointing,
+                       cache_audio=not self.real_data and self.lora_recipe.cache_audio)
+
+    # -- the systems
+    def lora_system(self, rank: int, seed: int = 0) -> System:
+        return System(rank, seed, self.runs_dir / f"lora_r{rank}" if seed == 0 else self.runs_dir / f"lora_r{rank}_s{seed}")
+
+    def systems(self) -> list[System]:
+        """The base, then every rank at every seed."""
+        return [System(0)] + [self.lora_system(r, s) for r in self.ranks for s in self.seeds]
+
+
+def _settings() -> dict[str, str]:
+    """AQA_* settings: the YAML file named by ``AQA_CONFIG``, overridden by the environment."""
+    out: dict[str, str] = {}
+    path = os.environ.get("AQA_CONFIG")
+    if path:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of AQA_* keys")
+        out = {str(k).upper(): str(v) for k, v in data.items()}
+    return {**out, **{k: v for k, v in os.environ.items() if k.startswith("AQA_")}}
+
+
+def profile(name: str | None = None) -> Profile:
+    """The profile named, else ``AQA_PROFILE``, else ``full``; real data/weights from the settings."""
+    settings = _settings()
+    name = name or settings.get("AQA_PROFILE", "full")
+    root = repo_root()
+    if name == "full":
+        prof = Profile(
+            name=name, mini_root=root / "data" / "mini", base_dir=root / "work" / "base" / "af2-tiny",
+            runs_dir=root / "results" / "runs", results_dir=root / "results",
+            mini_sizes=dict(n_train=480, n_dev=240, n_eval=60, n_captions_train=600, n_captions_dev=100),
+            encoder_stage=_encoder_stage(epochs=10, batch_size=16, lr=3e-4),
+            base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), epochs=7, batch_size=8, lr=3e-3,
+                                   warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48),
+            lora_recipe=TrainConfig(mode="lora", corpus="questions", epochs=8, batch_size=8, lr=3e-3,
+                                    warmup_steps=10, val_split="dev", eval_every=0, max_val_examples=48),
+            # AF2 allows 256 new tokens; answers here are under 16 tokens, so 48 loses nothing and keeps a
+            # rambling zero-shot base from dominating the run time (it is unparsed either way).
+            eval_permutations=4, eval_limit=None, eval_max_new_tokens=48)
+    elif name == "ci":
+        ci = root / "work" / "ci"
+        prof = Profile(
+            name=name, mini_root=ci / "mini", base_dir=ci / "base" / "af2-tiny", runs_dir=ci / "runs",
+            results_dir=ci / "results",
+            mini_sizes=dict(n_train=48, n_dev=24, n_eval=6, n_captions_train=32, n_captions_dev=8),
+            encoder_stage=_encoder_stage(epochs=1, batch_size=8, lr=3e-4, progress=False),
+            base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), max_steps=4, batch_size=4,
+                                   lr=3e-3, warmup_steps=1, val_split="dev", max_val_examples=8),
+            lora_recipe=TrainConfig(mode="lora", corpus="questions", max_steps=3, batch_size=4, lr=2e-3,
+                                    warmup_steps=1, val_split="dev", max_val_examples=8),
+            eval_permutations=2, eval_limit=None, eval_max_new_tokens=12)
+    else:
+        raise ValueError(f"unknown profile {name!r}: 'full' or 'ci'")
+    if settings.get("AQA_DCASE_ROOT"):
+        prof.dcase_root = Path(settings["AQA_DCASE_ROOT"])
+        # The report fine-tuned on DCASE dev; evaluation then needs its own held-out split.
+        prof.train_split = settings.get("AQA_TRAIN_SPLIT", "train")
+        prof.notes.append(f"real DCASE data from {prof.dcase_root}")
+    if settings.get("AQA_AF2_CHECKPOINT"):
+        prof.base_dir = Path(settings["AQA_AF2_CHECKPOINT"])
+        prof.real_checkpoint = True
+        prof.model = settings.get("AQA_MODEL", "af2-3b")
+        prof.notes.append(f"released AF2 weights ({prof.model}) from {prof.base_dir}")
+    return prof
+
+
+def _encoder_stage(**kw) -> TrainConfig:
+    """Stage 0: only CLAP (and the tagging head) trains, without SpecAugment, validated by dev mAP every epoch."""
+    return TrainConfig(mode="full", corpus="tags", frozen=("audio_transformer", "xattn", "lm"), spec_augment=False,
+                       warmup_steps=10, val_split="dev", eval_per_epoch=True, max_val_examples=10**9, **kw)

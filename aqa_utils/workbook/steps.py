@@ -1,0 +1,150 @@
+"""The workbook's steps, shared by the notebooks and ``python -m aqa_utils reproduce``: data, base, LoRA, evaluation.
+
+Each step reuses what an earlier run finished with exactly the same configuration, so rerunning a notebook (or
+``make reproduce``) only does what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aqa_utils.loading import load_model
+from aqa_utils.workbook.profile import Profile, System
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def ensure_mini_benchmark(prof: Profile) -> Path:
+    """Generate the mini benchmark for this profile (reused when already there with the same manifest); the data
+    root the questions are read from (the real DCASE folder when the profile points at it)."""
+    if prof.real_data and prof.real_checkpoint:
+        return prof.data_root
+    from aqa_utils.data.mini import make_mini_benchmark
+
+    make_mini_benchmark(prof.mini_root, seed=0, **prof.mini_sizes)  # the tiny base's caption corpus lives here
+    return prof.data_root
+
+
+def finished_with(run: Path, cfg) -> bool:
+    """A run folder holds a finished run of exactly this configuration (so reusing it is safe)."""
+    if not (run / "summary.json").exists() or not (run / "config.json").exists():
+        return False
+    saved = json.loads((run / "config.json").read_text()).get("train")
+    return saved == json.loads(json.dumps(cfg.to_dict()))
+
+
+def ensure_base(prof: Profile, retrain: bool = False) -> Path:
+    """The base checkpoint (release layout): the real AF2 when given, else the tiny base pretrained here in two
+    stages (stage 0: CLAP learns to tag sounds; stage 1: CLAP frozen, the rest learns captions and
+    multiple-choice questions)."""
+    from aqa_utils.training import Trainer
+
+    if prof.real_checkpoint:
+        return prof.base_dir
+    stages = (prof.encoder_config(), prof.base_config())
+    if (prof.base_dir / "safe_ckpt" / "metadata.json").exists() and not retrain and \
+            all(finished_with(Path(cfg.out_dir), cfg) for cfg in stages):
+        return prof.base_dir
+    ensure_mini_benchmark(prof)
+    for system in prof.systems()[1:]:  # adapters of an older base would otherwise be reused with the new one
+        shutil.rmtree(system.run_dir, ignore_errors=True)
+    summary = {}
+    for cfg in stages:
+        shutil.rmtree(cfg.out_dir, ignore_errors=True)
+        summary = Trainer(cfg).fit()
+    prof.base_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(prof.base_dir, ignore_errors=True)
+    shutil.copytree(summary["final"], prof.base_dir)
+    return prof.base_dir
+
+
+def base_audio_reliance(prof: Profile, checkpoint: str | Path | None = None, examples: int = 48) -> dict[str, float]:
+    """``training.audio_reliance`` of the base on the first ``examples`` caption-corpus dev items: loss per answer
+    token with their own clips and with other clips'; a model that ignores its audio scores the same on both."""
+    from aqa_utils.training import audio_reliance
+    from aqa_utils.training.examples import CaptionExamples
+
+    data = CaptionExamples(prof.mini_root, "dev", train=False)
+    model = load_model(checkpoint or prof.base_dir, device="cpu")
+    return audio_reliance(model, [data.get(i, 0) for i in range(min(examples, len(data)))])
+
+
+def train_lora(prof: Profile, system: System, retrain: bool = False) -> dict:
+    """LoRA fine-tuning of ``system``; returns the run summary (reuses a finished run unless ``retrain``)."""
+    from aqa_utils.training import Trainer
+
+    cfg = prof.lora_config(system)
+    if not retrain and finished_with(system.run_dir, cfg):
+        return json.loads((system.run_dir / "summary.json").read_text())
+    shutil.rmtree(system.run_dir, ignore_errors=True)
+    ensure_base(prof)
+    return Trainer(cfg).fit()
+
+
+def load_system(prof: Profile, system: System):
+    """The system's model: the base with the system's adapter merged in."""
+    return load_model(prof.base_dir, system.adapter, model=prof.model if prof.real_checkpoint else None)
+
+
+def evaluation_dir(prof: Profile, split: str, system: System) -> Path:
+    return prof.results_dir / "eval" / split / system.slug
+
+
+def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", progress: bool = True) -> dict:
+    """Evaluate every system on ``split``; writes each one's outputs under results; {System: EvalResult}."""
+    from aqa_utils.data.dcase import load_split
+    from aqa_utils.data.prompt import build_tokenizer
+    from aqa_utils.evaluation import EvalSettings, evaluate
+
+    questions = load_split(prof.data_root, split).questions
+    tokenizer = build_tokenizer()
+    settings = EvalSettings(mode=mode, permutations=prof.eval_permutations, limit=prof.eval_limit,
+                            max_new_tokens=prof.eval_max_new_tokens, progress=progress, primary="score")
+    return {system: evaluate(load_system(prof, system), tokenizer, questions, settings,
+                             out_dir=evaluation_dir(prof, split, system))
+            for system in prof.systems()}
+
+
+@dataclass
+class SavedEvaluation:
+    """What ``evaluate`` wrote for one system: ``metrics`` {mode: report} and the ``predictions`` table."""
+
+    metrics: dict
+    predictions: pd.DataFrame
+
+
+def saved_evaluations(prof: Profile, split: str = "dev", mode: str = "score") -> dict[System, SavedEvaluation] | None:
+    """The evaluations ``evaluate_systems`` last wrote, when every system has one in ``mode`` that is newer than its
+    weights (base and adapter); None otherwise."""
+    import pandas as pd
+
+    out = {}
+    for system in prof.systems():
+        folder = evaluation_dir(prof, split, system)
+        files = [folder / "metrics.json", folder / "predictions.csv"]
+        weights = [prof.base_dir / "safe_ckpt"] + ([] if system.adapter is None else [system.adapter])
+        if not all(f.exists() for f in files + weights):
+            return None
+        if min(f.stat().st_mtime for f in files) < max(w.stat().st_mtime for w in weights):
+            return None
+        metrics = json.loads(files[0].read_text())["metrics"]
+        if mode not in metrics:
+            return None
+        out[system] = SavedEvaluation(metrics, pd.read_csv(files[1]))
+    return out
+
+
+def evaluations(prof: Profile, split: str = "dev", mode: str = "score") -> dict:
+    """Every system's evaluation in ``mode``: the saved one when it is current (``saved_evaluations``: notebook 05
+    has just written it), else evaluated now. Each value has ``metrics`` and ``predictions``."""
+    saved = saved_evaluations(prof, split, mode)
+    if saved is not None:
+        print(f"read the {split} evaluations saved by evaluate_systems (newer than every system's weights)")
+        return saved
+    print(f"no current saved {split} evaluation for every system: evaluating now")
+    return evaluate_systems(prof, split=split, mode=mode, progress=False)
