@@ -88,6 +88,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return reproduce(profile_name=args.profile)
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from .download import download_cli
+
+    return download_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m aqa_utils", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="run the whole workbook (data, base, three ranks, evaluation, analysis)")
     p.add_argument("--profile", default="full", choices=["full", "ci"])
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("download", help="fetch the released AF2 weights or the DCASE data from the Hugging Face Hub "
+                                        "(needs internet; the only command that goes online)")
+    what = p.add_subparsers(dest="what", required=True)
+    d = what.add_parser("af2", help="released AF2 checkpoint at the revision in download/af2.py, then a layout check")
+    d.add_argument("--size", default="3b", choices=["3b", "1.5b", "0.5b"])
+    d.add_argument("--to", required=True, help="folder for the release layout (clap_ckpt/, safe_ckpt/)")
+    d.add_argument("--revision", help="branch, tag or commit instead of the pinned one")
+    d = what.add_parser("dcase", help="the gated DCASE 2025 Task 5 dataset, unpacked, then validate-data")
+    d.add_argument("--to", required=True, help="data root (gets dcase_2025_question_path/, local_audio_path/)")
+    d.add_argument("--revision", help="branch, tag or commit instead of the pinned one")
+    d.add_argument("--no-audio-check", action="store_true", help="validate the JSON only, not every audio file")
+    p.set_defaults(func=cmd_download)
     return parser
 
 
