@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from aqa_utils.data.dcase import SUBSETS
+from aqa_utils.data.layout import SUBSETS
 from aqa_utils.reported import REPORTED_LORA_PARAMS
 
 

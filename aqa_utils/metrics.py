@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from aqa_utils.data.dcase import SUBSETS
+from aqa_utils.data.layout import SUBSETS
 from aqa_utils.reported import REPORTED
 
 CI_LEVEL = 0.95

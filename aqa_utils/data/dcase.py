@@ -25,14 +25,10 @@ from tqdm.auto import tqdm
 
 from aqa_utils.audio import AudioError, read_audio
 from aqa_utils.config import AudioConfig
+from aqa_utils.data.layout import MAX_CHOICES, QUESTION_DIR, SPLITS
 
 log = logging.getLogger(__name__)
 
-QUESTION_DIR = "dcase_2025_question_path"
-AUDIO_DIR = "local_audio_path"
-SPLITS = ("train", "dev", "eval")
-SUBSETS = ("BQA", "TSQA", "CQA")
-MAX_CHOICES = 6
 PROBLEM_KINDS = (
     "missing_split", "malformed_json", "missing_field", "bad_choices", "answer_not_in_choices",
     "malformed_answer", "duplicate_id", "missing_audio", "unreadable_audio", "empty_audio", "silent_audio",

@@ -23,12 +23,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..data.layout import AUDIO_DIR, QUESTION_DIR, SPLITS, SUBMISSION_DIR
 from .hub import DownloadError
 
-QUESTION_DIR = "dcase_2025_question_path"
-AUDIO_DIR = "local_audio_path"
-SUBMISSION_DIR = "submission_example"
-SPLITS = ("train", "dev", "eval")
 SPLIT_ALIASES = {"development": "dev", "evaluation": "eval", "training": "train"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".m4a"}
 MARKER_DIR = ".aqa_unpacked"

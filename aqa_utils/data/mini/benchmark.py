@@ -8,7 +8,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from aqa_utils.data.dcase import AUDIO_DIR, QUESTION_DIR
+from aqa_utils.data.layout import AUDIO_DIR, QUESTION_DIR
 from aqa_utils.data.mini.captions import write_captions
 from aqa_utils.data.mini.scenes import SPLIT_KEYS, draw_choices, plan_scenes, seeded
 from aqa_utils.data.mini.synth import write_audio
