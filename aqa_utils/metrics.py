@@ -186,8 +186,14 @@ def shuffle_robustness(per_perm: pd.DataFrame) -> dict[str, Any]:
     ``per_perm`` has one row per (question, ordering): ``qid``, ``perm`` (int id of the ordering), ``answer`` and
     ``pred`` both as indices in the ORIGINAL option order (pred None/NaN/-1 = unparsed = wrong), and optionally
     ``n_choices`` (needed for the chance levels). Returns:
-      ``mean_accuracy``, ``std_accuracy``  mean and population std of the per-ordering accuracies
+      ``mean_accuracy``                   the shuffle-averaged accuracy: mean over questions of the share of their
+                                          orderings answered right (each question weighs the same, also when it
+                                          has fewer orderings, as 2-option questions do)
+      ``mean_accuracy_ci``                its 95% bootstrap interval over questions
+      ``std_accuracy``                    population std of the per-ordering accuracies
       ``per_perm_accuracy``               {perm: accuracy}
+      ``unparsed_rate``                   share of (question, ordering) rows with no parsable answer
+      ``per_question``                    {qid: share of its orderings answered right} (for paired comparisons)
       ``consistent_accuracy``             share of questions answered right under EVERY ordering tried
       ``chance_mean_accuracy``            a uniform random guesser's expected accuracy (mean 1/n)
       ``chance_consistent_accuracy``      its chance of being right every time: mean over questions of (1/n)^m,
@@ -203,8 +209,10 @@ def shuffle_robustness(per_perm: pd.DataFrame) -> dict[str, Any]:
     rows = per_perm.assign(correct=pred == answer)
     per_perm_acc = rows.groupby("perm")["correct"].mean()
     per_question = rows.groupby("qid")["correct"]
+    shares = per_question.mean()
     result: dict[str, Any] = {
-        "mean_accuracy": float(per_perm_acc.mean()),
+        "mean_accuracy": float(shares.mean()),
+        "mean_accuracy_ci": list(bootstrap_mean_ci(shares.to_numpy(dtype=float))),
         "std_accuracy": float(per_perm_acc.std(ddof=0)),
         "per_perm_accuracy": {int(p): float(a) for p, a in per_perm_acc.items()},
         "consistent_accuracy": float(per_question.all().mean()),
@@ -212,12 +220,31 @@ def shuffle_robustness(per_perm: pd.DataFrame) -> dict[str, Any]:
         "chance_consistent_accuracy": None,
         "n_questions": int(per_question.ngroups),
         "n_perms": int(per_perm_acc.size),
+        "unparsed_rate": float(np.isnan(pred).mean()),
+        "per_question": {str(q): float(v) for q, v in shares.items()},
     }
     if "n_choices" in rows.columns:
         q = rows.groupby("qid").agg(n=("n_choices", "first"), m=("perm", "size"))
         result["chance_mean_accuracy"] = float((1.0 / rows["n_choices"].astype(float)).mean())
         result["chance_consistent_accuracy"] = float(((1.0 / q["n"].astype(float)) ** q["m"]).mean())
     return result
+
+
+def bootstrap_mean_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean of ``values`` (resampled with replacement, seeded)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return (math.nan, math.nan)
+    idx = np.random.default_rng(seed).integers(0, len(values), size=(n_boot, len(values)))
+    return _percentile_ci(values[idx].mean(axis=1))
+
+
+def position_tv(df: pd.DataFrame) -> float:
+    """Total variation distance between the distribution of predicted positions and that of the true answers'
+    positions (unparsed predictions are a category of their own): 0 = a model picks each position exactly as
+    often as it is right there; a model that always answers A scores 1 - share of A answers."""
+    table = position_distribution(df)
+    return float(0.5 * (table["predicted_share"] - table["true_share"]).abs().sum())
 
 
 def position_distribution(df: pd.DataFrame) -> pd.DataFrame:

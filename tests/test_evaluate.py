@@ -201,8 +201,8 @@ class AlwaysA(nn.Module):
 def test_position_biased_model_is_at_chance_under_shuffling(tokenizer, dev, mode):
     k = 6
     result = evaluate(AlwaysA(tokenizer), tokenizer, dev,
-                      EvalSettings(mode=mode, permutations=k, robustness_mode=mode, batch_size=32))
-    rob, per_perm = result.robustness, result.per_perm
+                      EvalSettings(mode=mode, permutations=k, batch_size=32))
+    rob, per_perm = result.robustness[mode], result.per_perm[mode]
     assert rob["mode"] == mode and rob["k"] == k
     # each option visits position (A) once among the cyclic shifts: right exactly once per question there
     cyclic = per_perm[per_perm["perm"] < per_perm["n_choices"]]
@@ -210,8 +210,9 @@ def test_position_biased_model_is_at_chance_under_shuffling(tokenizer, dev, mode
     assert (hits == 1).all()
     assert abs(rob["mean_accuracy"] - rob["chance_mean_accuracy"]) < 0.1
     assert rob["consistent_accuracy"] == 0.0
-    positions = result.positions
+    positions = result.positions[mode]
     assert positions.loc["A", "predicted"] == len(per_perm)
+    assert rob["position_tv"] == pytest.approx(1 - positions.loc["A", "true_share"])
     assert positions["predicted"].drop("A").sum() == 0
     # the identity ordering is a plain run: predictions there match the main table
     first = per_perm[per_perm["perm"] == 0].set_index("qid")["pred"]
@@ -226,18 +227,18 @@ def test_oracle_is_fully_robust(monkeypatch, tokenizer, dev, tmp_path):
     monkeypatch.setattr(engine, "score_batch", oracle)
     result = evaluate(AlwaysA(tokenizer), tokenizer, dev, EvalSettings(mode="score", permutations=4, seed=3),
                       out_dir=tmp_path)
-    rob = result.robustness
-    assert rob["mean_accuracy"] == 1.0 and rob["consistent_accuracy"] == 1.0 and rob["std_accuracy"] == 0.0
+    rob = result.robustness["score"]
+    assert rob["mean_accuracy"] == 1.0 and rob["position_tv"] == 0.0 and rob["consistent_accuracy"] == 1.0 and rob["std_accuracy"] == 0.0
     assert result.metrics["score"]["micro"] == 1.0
     assert rob["n_questions"] == len(dev)
     # orderings are the deterministic ones of metrics.permutations_for
-    for qid, rows in result.per_perm.groupby("qid"):
+    for qid, rows in result.per_perm["score"].groupby("qid"):
         n = int(rows["n_choices"].iloc[0])
         assert [tuple(o) for o in rows.sort_values("perm")["order"]] == \
             metrics.permutations_for(n, min(4, math.factorial(n)), 3)
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["robustness"]["consistent_accuracy"] == 1.0
-    assert (tmp_path / "robustness.csv").exists()
+    assert saved["robustness"]["score"]["consistent_accuracy"] == 1.0
+    assert (tmp_path / "robustness_score.csv").exists()
 
 
 # --- audio once per clip ------------------------------------------------------------------------------------------
@@ -255,14 +256,15 @@ def test_shared_clip_is_loaded_and_encoded_once(monkeypatch, tokenizer, dev):
     assert max(per_clip.values()) > 1  # the benchmark does share clips
     fake = AlwaysA(tokenizer)
     result = evaluate(fake, tokenizer, dev, EvalSettings(mode="both", permutations=3, batch_size=64))
-    assert calls == Counter({path: 1 for path in per_clip})  # across both modes and the robustness pass
-    # the encoded audio is kept too: every distinct clip is encoded once over the three passes
+    assert calls == Counter({path: 1 for path in per_clip})  # across both modes, every ordering included
+    # the encoded audio is kept too: every distinct clip is encoded once over the two passes
     assert fake.encoded == len(per_clip) == result.timing["audio"]["encoded"]
-    assert result.timing["audio"]["encodings_reused"] == 2 * len(per_clip)
-    # without the encoded cache, once per pass (generate, score, robustness)
+    assert result.timing["audio"]["encodings_reused"] == len(per_clip)
+    assert set(result.robustness) == {"generate", "score"}
+    # without the encoded cache, once per pass (generate, score)
     fake = AlwaysA(tokenizer)
     evaluate(fake, tokenizer, dev, EvalSettings(mode="both", permutations=3, batch_size=64, encoded_cache_size=0))
-    assert fake.encoded == 3 * len(per_clip)
+    assert fake.encoded == 2 * len(per_clip)
 
 
 def test_kept_encodings_batch_like_fresh_ones(model):

@@ -213,6 +213,28 @@ def test_shuffle_robustness_hand_computed():
     assert r["std_accuracy"] == pytest.approx(1 / 3)
     assert r["consistent_accuracy"] == pytest.approx(1 / 3)  # only q1
     assert r["chance_consistent_accuracy"] is None  # no n_choices column: no chance level
+    assert r["per_question"] == pytest.approx({"q1": 1.0, "q2": 0.5, "q3": 0.5})
+    lo, hi = r["mean_accuracy_ci"]
+    assert 0.5 <= lo <= 2 / 3 <= hi <= 1.0
+
+
+def test_shuffle_mean_weighs_every_question_the_same():
+    """A 2-option question has only 2 orderings where 4-option ones have 4: per question, not per row."""
+    rows = pd.DataFrame(
+        [("q1", p, 0, 0) for p in range(4)] + [("q2", 0, 0, 1), ("q2", 1, 0, 1)],
+        columns=["qid", "perm", "answer", "pred"],
+    )
+    r = m.shuffle_robustness(rows)
+    assert r["mean_accuracy"] == pytest.approx(0.5)  # q1 always right, q2 never: not 4/6
+
+
+def test_position_tv():
+    always_a = pd.DataFrame({"pred_position": [0, 0, 0, 0], "answer_position": [0, 1, 2, 1], "n_choices": [4] * 4})
+    assert m.position_tv(always_a) == pytest.approx(0.75)  # predicted A 100%, true A 25%
+    perfect = always_a.assign(pred_position=always_a["answer_position"])
+    assert m.position_tv(perfect) == 0.0
+    unparsed = perfect.assign(pred_position=[0, 1, 2, None])
+    assert m.position_tv(unparsed) == pytest.approx(0.25)  # a quarter moved from B to "unparsed"
 
 
 def test_position_distribution_hand_computed():

@@ -124,9 +124,10 @@ def test_settings_file_and_environment(monkeypatch, tmp_path):
 def test_systems_carry_rank_seed_and_adapter():
     prof = replace(workbook.profile("ci"), seeds=(0, 1))
     base, *lora = prof.systems()
-    assert (base.rank, base.seed, base.adapter, base.name, base.slug) == (0, None, None, "base (zero-shot)", "base")
+    assert (base.rank, base.seed, base.adapter, base.name, base.key) == (0, None, None, "base (zero-shot)", "base")
     assert [(s.rank, s.seed) for s in lora] == [(r, s) for r in prof.ranks for s in (0, 1)]
     assert len({s.run_dir for s in lora}) == len(lora) and all(s.adapter == s.run_dir / "final" for s in lora)
+    assert [s.key for s in lora[:2]] == ["lora_r8_s0", "lora_r8_s1"] and all(s.run_dir.name == s.key for s in lora)
     assert len({s.name for s in prof.systems()}) == len(prof.systems())
     with pytest.raises(ValueError):
         prof.lora_config(base)

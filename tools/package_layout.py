@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("aqa_utils.model",),
     ("aqa_utils.lora", "aqa_utils.loading", "aqa_utils.params"),
     ("aqa_utils.training", "aqa_utils.evaluation", "aqa_utils.metrics"),
-    ("aqa_utils.analysis", "aqa_utils.demo", "aqa_utils.download"),
+    ("aqa_utils.analysis", "aqa_utils.demo", "aqa_utils.download", "aqa_utils.headline"),
     ("aqa_utils.workbook",),
     ("aqa_utils.__main__", "aqa_utils"),
 ]

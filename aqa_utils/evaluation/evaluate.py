@@ -61,34 +61,32 @@ def _correct(answer: pd.Series, pred: pd.Series) -> pd.Series:
     return out
 
 
-def _robustness(model, tokenizer, questions: list[Question], settings: EvalSettings, clips: EncodedClips):
-    mode = settings.robustness_mode
+def _items(questions: list[Question], settings: EvalSettings) -> list[Item]:
+    """Every question in its original order (perm 0: the identity), then, for questions with a known answer, the
+    other orderings of the shuffle check (``metrics.permutations_for``: K in all, fewer when fewer exist)."""
     items = []
     for i, q in enumerate(questions):
-        if q.answer is None:
-            continue
         n = len(q.choices)
-        k = min(settings.permutations, math.factorial(n))  # 2 options have only 2 orderings
-        for p, order in enumerate(metrics.permutations_for(n, k, settings.seed)):
+        k = min(settings.permutations, math.factorial(n)) if q.answer is not None else 1
+        for p, order in enumerate(metrics.permutations_for(n, max(k, 1), settings.seed)):
             items.append(Item(i, q, tuple(order), p))
-    if not items:
-        return None, None, None, None
-    outs, timing = run_items(model, tokenizer, items, mode, settings, clips, desc=f"robustness ({mode})")
-    per_perm = pd.DataFrame({
-        "qid": [it.question.qid for it in items],
-        "perm": [it.perm_id for it in items],
-        "order": [list(it.order) for it in items],
-        "n_choices": [len(it.order) for it in items],
-        "answer": [it.question.answer for it in items],
-        "pred": pd.array([o.pred for o in outs], dtype="Int64"),
-        "answer_position": [it.order.index(it.question.answer) for it in items],
-        "pred_position": pd.array([o.position for o in outs], dtype="Int64"),
-        "subset": [it.question.subset for it in items],
+    return items
+
+
+def _per_perm(items: list[Item], outs: list[Out]) -> pd.DataFrame:
+    """One row per (answered question, ordering): original-index answer and prediction, shown positions."""
+    rows = [(it, o) for it, o in zip(items, outs) if it.question.answer is not None]
+    return pd.DataFrame({
+        "qid": [it.question.qid for it, _ in rows],
+        "perm": [it.perm_id for it, _ in rows],
+        "order": [list(it.order) for it, _ in rows],
+        "n_choices": [len(it.order) for it, _ in rows],
+        "answer": [it.question.answer for it, _ in rows],
+        "pred": pd.array([o.pred for _, o in rows], dtype="Int64"),
+        "answer_position": [it.order.index(it.question.answer) for it, _ in rows],
+        "pred_position": pd.array([o.position for _, o in rows], dtype="Int64"),
+        "subset": [it.question.subset for it, _ in rows],
     })
-    summary = metrics.shuffle_robustness(per_perm)
-    summary = {"mode": mode, "k": settings.permutations, "seed": settings.seed, **summary}
-    positions = metrics.position_distribution(per_perm)
-    return summary, per_perm, positions, timing
 
 
 def evaluate(model: Any, tokenizer: Any, questions: Sequence[Question], settings: EvalSettings | None = None,
@@ -100,7 +98,10 @@ def evaluate(model: Any, tokenizer: Any, questions: Sequence[Question], settings
       NA = unparsed), pred_text (generated text, or the chosen option's text in score mode), correct (boolean,
       NA when the answer is unknown); per mode run: ``pred_generate`` / ``pred_score``; ``raw_output`` (generated
       text) when generating; ``probs`` and ``logprobs`` (per original option) when scoring.
-    With ``out_dir``: ``predictions.csv``, ``metrics.json``, ``submission.csv`` (and ``robustness.csv``).
+    With ``permutations`` K > 0 every answered question is also shown in K-1 other orders, in every mode run (the
+    DCASE headline: accuracy averaged over shuffled orders); ``robustness``, ``per_perm`` and ``positions`` hold the
+    results per mode. With ``out_dir``: ``predictions.csv``, ``metrics.json``, ``submission.csv`` (and
+    ``robustness_<mode>.csv``).
     """
     settings = settings or EvalSettings()
     questions = list(questions)[: settings.limit] if settings.limit is not None else list(questions)
@@ -110,19 +111,31 @@ def evaluate(model: Any, tokenizer: Any, questions: Sequence[Question], settings
     if dup.any():
         raise ValueError(f"evaluate: duplicate question id(s) {[q.qid for q, d in zip(questions, dup) if d][:5]}")
     clips = EncodedClips(ClipCache(audio_config_of(core_of(model)), settings.clip_cache_size), settings.encoded_cache_size)
-    items = [Item(i, q, tuple(range(len(q.choices)))) for i, q in enumerate(questions)]
+    items = _items(questions, settings)
+    original = [it for it in items if it.perm_id == 0]  # one per question, in input order
 
     table = _base_table(questions)
     results: dict[str, list[Out]] = {}
     timing: dict[str, Any] = {}
+    robustness: dict[str, Any] = {}
+    per_perm: dict[str, pd.DataFrame] = {}
+    positions: dict[str, pd.DataFrame] = {}
     for mode in settings.modes:
-        results[mode], timing[mode] = run_items(model, tokenizer, items, mode, settings, clips)
+        # One pass per mode over every ordering: the original order is the shuffle check's first ordering.
+        outs, timing[mode] = run_items(model, tokenizer, items, mode, settings, clips)
+        results[mode] = [o for it, o in zip(items, outs) if it.perm_id == 0]
         table[f"pred_{mode}"] = _preds(results[mode])
         if mode == "generate":
             table["raw_output"] = [o.text for o in results[mode]]
         else:
             table["probs"] = [o.probs for o in results[mode]]
             table["logprobs"] = [o.logprobs for o in results[mode]]
+        if settings.permutations > 0 and len(original) < len(items):
+            per_perm[mode] = _per_perm(items, outs)
+            robustness[mode] = {"mode": mode, "k": settings.permutations, "seed": settings.seed,
+                                **metrics.shuffle_robustness(per_perm[mode]),
+                                "position_tv": metrics.position_tv(per_perm[mode])}
+            positions[mode] = metrics.position_distribution(per_perm[mode])
     primary = settings.primary_mode
     table.insert(5, "pred", table[f"pred_{primary}"])
     table.insert(6, "pred_text", [o.text for o in results[primary]])
@@ -132,11 +145,6 @@ def evaluate(model: Any, tokenizer: Any, questions: Sequence[Question], settings
             table[f"correct_{mode}"] = _correct(table["answer"], table[f"pred_{mode}"])
 
     reports = {mode: _report(table.assign(pred=table[f"pred_{mode}"])) for mode in settings.modes}
-    robustness = per_perm = positions = None
-    if settings.permutations > 0:
-        robustness, per_perm, positions, rob_timing = _robustness(model, tokenizer, questions, settings, clips)
-        if rob_timing is not None:
-            timing["robustness"] = rob_timing
     timing["audio"] = clips.stats()
 
     result = EvalResult(table, reports, robustness, timing, settings, per_perm, positions)

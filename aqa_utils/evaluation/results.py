@@ -22,18 +22,18 @@ class EvalResult:
 
     ``predictions``: one row per question, in the input order (see ``evaluate``).
     ``metrics``: {mode: ``metrics.accuracy_report``} (or only counts when no answer is known).
-    ``robustness``: ``metrics.shuffle_robustness`` plus run details, None when off; ``per_perm`` its rows and
-    ``positions`` the ``metrics.position_distribution`` table.
+    ``robustness``: per mode, ``metrics.shuffle_robustness`` plus run details and ``position_tv`` (empty when
+    off); ``per_perm`` per mode, its rows; ``positions`` per mode, the ``metrics.position_distribution`` table.
     ``timing``: per mode, seconds, questions/s and the audio-loading share; ``audio`` cache statistics.
     """
 
     predictions: pd.DataFrame
     metrics: dict[str, Any]
-    robustness: dict[str, Any] | None
+    robustness: dict[str, dict[str, Any]]
     timing: dict[str, Any]
     settings: EvalSettings
-    per_perm: pd.DataFrame | None = None
-    positions: pd.DataFrame | None = None
+    per_perm: dict[str, pd.DataFrame] = field(default_factory=dict)
+    positions: dict[str, pd.DataFrame] = field(default_factory=dict)
     submission: dict[str, Any] | None = None
     files: dict[str, Path] = field(default_factory=dict)
 
@@ -49,8 +49,7 @@ class EvalResult:
             t = self.timing.get(mode)
             if t:
                 lines[-1] += f"; {t['questions_per_s']:.2f} q/s"
-        if self.robustness:
-            r = self.robustness
+        for r in self.robustness.values():
             lines.append(f"shuffle robustness ({r['mode']}, K={r['k']}): mean {100 * r['mean_accuracy']:.1f}% "
                          f"+- {100 * r['std_accuracy']:.1f}, consistent {100 * r['consistent_accuracy']:.1f}%")
         return "\n".join(lines)
@@ -104,9 +103,9 @@ def write_result(result: EvalResult, questions: list[Question], out_dir: Path) -
     rows, unparsed = submission_rows(questions, result.predictions["pred"])
     written = metrics.write_submission(files["submission"], rows)
     result.submission = {"rows": written, "unparsed_as_first_option": unparsed, "mode": result.settings.primary_mode}
-    if result.per_perm is not None:
-        files["robustness"] = out_dir / "robustness.csv"
-        result.per_perm.to_csv(files["robustness"], index=False)
+    for mode, rows in result.per_perm.items():
+        files[f"robustness_{mode}"] = out_dir / f"robustness_{mode}.csv"
+        rows.to_csv(files[f"robustness_{mode}"], index=False)
     payload = {
         "settings": asdict(result.settings),
         "n_questions": len(questions),

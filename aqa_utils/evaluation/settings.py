@@ -18,15 +18,14 @@ class EvalSettings:
     max_new_tokens: int = 256
     """Generation budget per answer (AF2 uses 256)."""
     permutations: int = 0
-    """K orderings per question for the shuffle-robustness check; 0 = off."""
+    """K orderings per answered question (the first is the original order) in every mode run: the shuffle-averaged
+    accuracy DCASE ranks by; 0 = original order only."""
     seed: int = 0
     """Seed of the orderings (``metrics.permutations_for``)."""
     limit: int | None = None
     """Evaluate only the first ``limit`` questions; None = all."""
     progress: bool = False
     """Show tqdm progress bars."""
-    robustness_mode: str = "score"
-    """Mode the robustness check runs in ("score" is fastest; "generate" is AF2's protocol)."""
     primary: str | None = None
     """Mode whose predictions fill ``pred``/``pred_text`` and the submission in "both"; None = "generate"."""
     clip_cache_size: int = 256
@@ -42,8 +41,6 @@ class EvalSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.robustness_mode not in ("generate", "score"):
-            raise ValueError(f"robustness_mode must be 'generate' or 'score', got {self.robustness_mode!r}")
         if self.primary not in (None, "generate", "score"):
             raise ValueError(f"primary must be None, 'generate' or 'score', got {self.primary!r}")
         if self.primary is not None and self.mode != "both" and self.primary != self.mode:

@@ -43,9 +43,9 @@ class System:
         return f"LoRA r={self.rank}" + (f" seed {self.seed}" if self.seed else "")
 
     @property
-    def slug(self) -> str:
-        """Folder name of its results: "base" or its run folder's name."""
-        return "base" if self.run_dir is None else self.run_dir.name
+    def key(self) -> str:
+        """Its name in files and folders: "base" or "lora_r8_s0" (rank and seed)."""
+        return "base" if self.rank == 0 else f"lora_r{self.rank}_s{self.seed}"
 
     @property
     def adapter(self) -> Path | None:
@@ -111,7 +111,7 @@ class Profile:
 
     # -- the systems
     def lora_system(self, rank: int, seed: int = 0) -> System:
-        return System(rank, seed, self.runs_dir / f"lora_r{rank}" if seed == 0 else self.runs_dir / f"lora_r{rank}_s{seed}")
+        return System(rank, seed, self.runs_dir / System(rank, seed).key)
 
     def systems(self) -> list[System]:
         """The base, then every rank at every seed."""

@@ -92,7 +92,7 @@ def load_system(prof: Profile, system: System):
 
 
 def evaluation_dir(prof: Profile, split: str, system: System) -> Path:
-    return prof.results_dir / "eval" / split / system.slug
+    return prof.results_dir / "eval" / split / system.key
 
 
 def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", progress: bool = True) -> dict:
@@ -112,9 +112,10 @@ def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", prog
 
 @dataclass
 class SavedEvaluation:
-    """What ``evaluate`` wrote for one system: ``metrics`` {mode: report} and the ``predictions`` table."""
+    """What ``evaluate`` wrote for one system: ``metrics`` and ``robustness`` {mode: report}, the ``predictions``."""
 
     metrics: dict
+    robustness: dict
     predictions: pd.DataFrame
 
 
@@ -132,10 +133,10 @@ def saved_evaluations(prof: Profile, split: str = "dev", mode: str = "score") ->
             return None
         if min(f.stat().st_mtime for f in files) < max(w.stat().st_mtime for w in weights):
             return None
-        metrics = json.loads(files[0].read_text())["metrics"]
-        if mode not in metrics:
+        saved = json.loads(files[0].read_text())
+        if mode not in saved["metrics"]:
             return None
-        out[system] = SavedEvaluation(metrics, pd.read_csv(files[1]))
+        out[system] = SavedEvaluation(saved["metrics"], saved.get("robustness") or {}, pd.read_csv(files[1]))
     return out
 
 
