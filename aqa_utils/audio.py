@@ -49,11 +49,13 @@ class AudioError(ValueError):
         super().__init__(f"{where}: {reason}" + (f" ({detail})" if detail else ""))
 
 
-def read_audio(path: str | Path, max_seconds: float | None = None, dtype: str = "float32") -> tuple[np.ndarray, int]:
+def read_audio(path: str | Path, max_seconds: float | None = None, dtype: str = "float32",
+               seek_start: bool = True) -> tuple[np.ndarray, int]:
     """Decode a file by its content.
 
     Returns ``(data, rate)``: ``data`` of shape (channels, samples) in ``dtype`` ("float32", "float64" as the
-    official loader reads, or "int16"), at most ``max_seconds`` long.
+    official loader reads, or "int16"), at most ``max_seconds`` long. ``seek_start``: seek to 0 before reading,
+    as the official soundfile branch does (see below).
     Raises ``AudioError`` if the file is missing, cannot be decoded, or holds 0 samples.
     """
     path = Path(path)
@@ -63,6 +65,10 @@ def read_audio(path: str | Path, max_seconds: float | None = None, dtype: str = 
         with sf.SoundFile(path) as f:
             rate = f.samplerate
             frames = f.frames if max_seconds is None else min(f.frames, int(max_seconds * rate))
+            # The official loader seeks to its start (0) before reading. That is not a no-op: for MPEG-2 MP3 data
+            # (16 / 22.05 / 24 kHz) libsndfile's decoder then returns slightly different samples (~1e-7).
+            if seek_start:
+                f.seek(0)
             data = f.read(frames, dtype=dtype, always_2d=True)
     except (sf.SoundFileError, RuntimeError, ValueError) as e:
         raise AudioError(path, "unreadable", str(e)) from e
@@ -139,7 +145,8 @@ def _decode_soundfile_branch(path: Path, cfg: AudioConfig, mono: str) -> np.ndar
 def _decode_pydub_branch(path: Path, cfg: AudioConfig, mono: str) -> np.ndarray:
     max_seconds = cfg.max_windows * cfg.window_seconds
     # A little more than max_seconds is enough to apply pydub's rule below.
-    data, rate = read_audio(path, max_seconds=max_seconds + 0.01, dtype="float32")
+    # No seek: ffmpeg decodes the stream from its start.
+    data, rate = read_audio(path, max_seconds=max_seconds + 0.01, dtype="float32", seek_start=False)
     # pydub keeps the first max_seconds only when the clip is longer (its length in ms, rounded).
     if round(1000 * data.shape[1] / rate) > 1000 * max_seconds:
         data = data[:, : int(1000 * max_seconds * (rate / 1000.0))]
