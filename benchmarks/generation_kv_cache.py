@@ -26,11 +26,12 @@ import argparse
 import contextlib
 import json
 import statistics
+import subprocess
 import sys
 
 import common  # noqa: F401  (sys.path, offline switches)
 import torch
-from common import add_common_args, apply_common_args, git_head, out_dir_for, quiet_warnings, time_call, write_result
+from common import ROOT, add_common_args, apply_common_args, git_head, out_dir_for, quiet_warnings, time_call, write_result
 
 from aqa_utils.config import ModelConfig
 from aqa_utils.model import AudioMemory, build_model
@@ -110,6 +111,15 @@ def measure(model, batch: int, windows: int, new_tokens: int, prompt_len: int, r
     return row
 
 
+def _blob(path) -> str | None:
+    """git's hash of the file as it is on disk: which model code a run measured, even if uncommitted."""
+    try:
+        return subprocess.run(["git", "hash-object", str(path)], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p)
@@ -142,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = {}
     if previous.exists():
         runs = json.loads(previous.read_text()).get("results", {}).get("runs", {})
-    runs[args.label] = {"git_head": git_head(), "threads": torch.get_num_threads(), "load_average_before": load_before,
+    runs[args.label] = {"git_head": git_head(), "flamingo_py_blob": _blob(ROOT / "aqa_utils" / "model" / "flamingo.py"),
+                        "threads": torch.get_num_threads(), "load_average_before": load_before,
                         "rows": rows}
     results = {"runs": runs}
     settings = {"model": "af2-tiny (random weights, torch.manual_seed(%d))" % args.seed,
