@@ -1,11 +1,15 @@
 """AF2 audio preprocessing: decoding by content, channel choice, normalisation, windowing."""
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from aqa_utils.audio import AudioError, load_clip, num_windows, pad_window_batch, read_audio, split_windows
+from aqa_utils.audio import (
+    AudioError, load_clip, mix_to_mono_int16, num_windows, official_branch, pad_window_batch, ratecv_int16,
+    read_audio, resample_soxr_hq, split_windows,
+)
 from aqa_utils.config import AudioConfig
 
 CFG = AudioConfig()
@@ -41,8 +45,23 @@ def test_48k_stereo_keeps_first_channel(tmp_path):
     assert abs(dominant_hz(first) - 440) < 2
     mean = load_clip(path, mono="mean")
     assert abs(dominant_hz(mean) - 1500) < 2  # the louder second channel dominates the average
+    assert torch.equal(load_clip(path, mono="first"), first)  # "af2" (default) = first channel for this name
     with pytest.raises(ValueError):
         load_clip(path, mono="left")
+
+
+def test_mp3_name_mixes_channels_as_pydub_does(tmp_path):
+    # The official loader sends names ending in ".mp3" through pydub, which averages the channels.
+    stereo = np.stack([tone(440, 3.0, 48_000), tone(1500, 3.0, 48_000, 0.9)], axis=1)
+    path = tmp_path / "stereo.mp3"
+    sf.write(path, stereo, 48_000, format="WAV", subtype="PCM_16")  # WAV data behind an .mp3 name
+    assert official_branch(path) == "pydub" and official_branch(tmp_path / "x.MP3") == "soundfile"
+    mixed = load_clip(path)
+    assert abs(dominant_hz(mixed) - 1500) < 2
+    spec = np.abs(np.fft.rfft(mixed.numpy()))
+    freqs = np.fft.rfftfreq(len(mixed), 1 / 16_000)
+    assert spec[np.abs(freqs - 440).argmin()] > 0.3 * spec.max()  # both channels are in the mix
+    assert abs(dominant_hz(load_clip(path, mono="first")) - 440) < 2
 
 
 def test_af2_normalisation_and_int16_round_trip(tmp_path):
@@ -122,3 +141,137 @@ def test_pad_window_batch():
     assert batch[0, 1:].abs().sum() == 0 and torch.equal(batch[1], b)
     with pytest.raises(ValueError):
         pad_window_batch([torch.ones(1, 8), torch.ones(1, 9)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Equality with NVIDIA's loader (inference_HF_pretrained/inference.py, read_audio + load_audio), rebuilt here from
+# its steps with the libraries it calls (soundfile, librosa.resample; pydub's audioop calls for ".mp3" names).
+
+def _pydub_branch_reference(path, seconds: float) -> np.ndarray:
+    audioop = pytest.importorskip("audioop")  # stdlib up to Python 3.12; pydub's set_frame_rate / set_channels
+    with sf.SoundFile(path) as f:
+        rate, channels = f.samplerate, f.channels
+        decoded = f.read(dtype="float32", always_2d=True)
+    # ffmpeg (not installed here) hands pydub 16-bit samples: the decoder's floats x 2^15, rounded, clipped.
+    raw = np.clip(np.rint(decoded * 32768), -32768, 32767).astype("<i2").tobytes()
+    if round(1000 * len(decoded) / rate) > seconds * 1000:  # pydub: audio[0 : seconds * 1000] (milliseconds)
+        raw = raw[: int(seconds * 1000 * (rate / 1000.0)) * 2 * channels]
+    if rate != 16_000:
+        raw, _ = audioop.ratecv(raw, 2, channels, rate, 16_000, None)
+    if channels == 2:
+        raw = audioop.tomono(raw, 2, 0.5, 0.5)
+    return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / np.iinfo(np.int16).max
+
+
+def official_windows(path, max_windows: int = 12, window: int = 160_000) -> np.ndarray:
+    seconds = max_windows * 10.0
+    if str(path).endswith(".mp3"):
+        data = _pydub_branch_reference(path, seconds)
+    else:
+        with sf.SoundFile(path) as f:
+            rate, channels = f.samplerate, f.channels
+            f.seek(0)
+            data = f.read(min(int(seconds * rate), len(f)))  # float64, 1-D when mono
+            if data.max() > 1 or data.min() < -1:
+                data = data / max(abs(data.max()), abs(data.min()))
+        if rate != 16_000:
+            if channels == 1:
+                data = librosa.resample(data.flatten(), orig_sr=rate, target_sr=16_000)
+            else:
+                data = librosa.resample(data.T, orig_sr=rate, target_sr=16_000)[0]
+        elif channels != 1:
+            data = data.T[0]
+    if data.min() >= 0:
+        data = 2 * data / abs(data.max()) - 1.0
+    else:
+        data = data / max(abs(data.max()), abs(data.min()))
+    n = len(data)
+    count = 1 if n <= window else min(max_windows, 1 + int(np.ceil((n - window) / window)))
+    if count * window > n:
+        data = np.append(data, np.zeros(count * window - n))
+    quantised = ((np.clip(data, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
+    return quantised[: count * window].reshape(count, window)
+
+
+def _test_signal(rate: int, seconds: float, channels: int, peak: float, seed: int) -> np.ndarray:
+    """Tones up to just below 8 kHz (where resamplers differ most) plus noise; channel 1 louder than channel 0."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    chans = []
+    for c in range(channels):
+        x = np.sin(2 * np.pi * 440 * (c + 1) * t) + 0.6 * np.sin(2 * np.pi * 7_900 * t + c) \
+            + 0.3 * np.sin(2 * np.pi * min(11_000, 0.45 * rate) * t) + 0.2 * rng.standard_normal(t.size)
+        chans.append(x / np.abs(x).max() * peak * (1.0 if c == 0 else 1.3))
+    return np.stack(chans, axis=1)
+
+
+# (file name, soundfile format, subtype, peak of channel 0): the name decides the official branch, not the data.
+FORMATS = {
+    "wav16": ("clip.wav", "WAV", "PCM_16", 0.7),
+    "wavfloat_over_full_scale": ("clip.wav", "WAV", "FLOAT", 1.6),
+    "flac24": ("clip.flac", "FLAC", "PCM_24", 0.7),
+    "ogg": ("clip.ogg", "OGG", "VORBIS", 0.6),
+    "mp3_named_wav": ("clip.wav", "MP3", "MPEG_LAYER_III", 0.6),
+    "mp3": ("clip.mp3", "MP3", "MPEG_LAYER_III", 0.6),
+    "wav_named_mp3": ("clip.mp3", "WAV", "PCM_16", 0.7),
+}
+
+
+def max_window_difference(path) -> float:
+    ours, mask = split_windows(load_clip(path))
+    ref = official_windows(path)
+    assert tuple(ours.shape) == ref.shape and bool(mask.all())
+    return float(np.abs(ours.numpy() - ref).max())
+
+
+@pytest.mark.parametrize("rate", [16_000, 22_050, 44_100, 48_000])
+@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("channels", [1, 2])
+def test_windows_equal_official_loader(tmp_path, rate, fmt, channels):
+    name, container, subtype, peak = FORMATS[fmt]
+    path = tmp_path / name
+    sf.write(path, _test_signal(rate, 10.6, channels, peak, seed=rate + channels), rate, format=container,
+             subtype=subtype)
+    assert max_window_difference(path) <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["long.wav", "long.mp3"])
+def test_long_clip_cut_like_official_loader(tmp_path, name):
+    path = tmp_path / name
+    sf.write(path, _test_signal(44_100, 125.0, 1, 0.7, seed=1), 44_100, format="WAV", subtype="PCM_16")
+    assert len(load_clip(path)) == 120 * 16_000
+    assert max_window_difference(path) <= 1e-4
+
+
+def test_positive_only_resampled_clip_equals_official(tmp_path):
+    path = tmp_path / "positive.flac"
+    sf.write(path, np.abs(_test_signal(22_050, 3.0, 1, 0.5, seed=2)), 22_050, format="FLAC", subtype="PCM_16")
+    assert max_window_difference(path) <= 1e-4
+
+
+def test_resampler_is_librosa_default_soxr_hq():
+    x = np.random.default_rng(0).standard_normal(3 * 44_100 + 7)
+    for rate in (8_000, 22_050, 44_100, 48_000):
+        assert np.array_equal(resample_soxr_hq(x, rate, 16_000), librosa.resample(x, orig_sr=rate, target_sr=16_000))
+    assert resample_soxr_hq(x.astype(np.float32), 44_100, 16_000).dtype == np.float32
+
+
+@pytest.mark.parametrize("rate, target", [(44_100, 16_000), (48_000, 16_000), (22_050, 16_000), (8_000, 16_000),
+                                          (11_025, 16_000), (32_000, 16_000)])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_ratecv_equals_audioop(rate, target, channels):
+    audioop = pytest.importorskip("audioop")
+    rng = np.random.default_rng(rate + channels)
+    for n in (1, 2, 5, 4_411):
+        x = rng.integers(-32_768, 32_768, size=(n, channels)).astype(np.int16)
+        ref, _ = audioop.ratecv(x.tobytes(), 2, channels, rate, target, None)
+        ref = np.frombuffer(ref, dtype=np.int16).reshape(-1, channels).T
+        ours = ratecv_int16(np.ascontiguousarray(x.T), rate, target)
+        assert ours.shape == ref.shape and np.array_equal(ours, ref)
+
+
+def test_channel_mix_equals_audioop_tomono():
+    audioop = pytest.importorskip("audioop")
+    x = np.random.default_rng(3).integers(-32_768, 32_768, size=(5_000, 2)).astype(np.int16)
+    ref = np.frombuffer(audioop.tomono(x.tobytes(), 2, 0.5, 0.5), dtype=np.int16)
+    assert np.array_equal(mix_to_mono_int16(np.ascontiguousarray(x.T)), ref)

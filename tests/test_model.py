@@ -360,6 +360,38 @@ def test_generation_stops_at_stop_token(tiny):
     assert stopped[0] == free[0][: free[0].index(stop_at)]
 
 
+def test_cross_attention_keys_values_computed_once_per_generate(tiny, monkeypatch):
+    """The audio is fixed while decoding: each block projects it to keys/values once per generate call, not once
+    per step, and the cached keys/values give the same tokens as recomputing them."""
+    from aqa_utils.model.xattn import MaskedCrossAttention
+
+    original, calls = MaskedCrossAttention.keys_values, []
+
+    def counted(module, audio_tokens):
+        calls.append(id(module))
+        return original(module, audio_tokens)
+
+    prompts = [token_ids(4, 53), token_ids(7, 54)]
+    ids, mask = left_pad(prompts)
+    layers = [layer.gated_cross_attn_layer_sound.attn for layer in tiny.flamingo_layers]
+    with torch.no_grad():
+        memory = tiny.encode_audio(audio(2, 2, seed=55), all_true(2, 2))
+        monkeypatch.setattr(MaskedCrossAttention, "keys_values", counted)
+        out = tiny.generate(memory, ids, mask, max_new_tokens=7, stop_ids=())
+        assert [len(row) for row in out] == [7, 7]
+        assert sorted(calls) == sorted(id(a) for a in layers)  # once per block, not 7 times
+        calls.clear()
+        tiny.generate(memory, ids, mask, max_new_tokens=3, stop_ids=())
+        assert len(calls) == len(layers)  # a new generate call computes them afresh (new cache)
+        # Reference: every step recomputes them (no cache) -> the same tokens.
+        seq = [p.clone() for p in prompts]
+        for _ in range(7):
+            for i in range(2):
+                nxt = tiny(seq[i][None], memory=memory.select(torch.tensor([i]))).logits[0, -1].argmax()
+                seq[i] = torch.cat([seq[i], nxt[None]])
+        assert [s[len(p):].tolist() for s, p in zip(seq, prompts)] == out
+
+
 def test_generation_and_option_scoring_agree(tiny):
     prompts = [token_ids(6, 60), token_ids(9, 61)]
     clips = audio(2, 1, seed=62)

@@ -111,3 +111,46 @@ def test_encode_scoring_marks_option_tokens(tok):
         assert not batch["target_mask"][row, 0]
     with pytest.raises(ValueError):
         P.encode_scoring(prompts, options[:1], tok)
+
+
+LONG_PROMPT = "Which of these sounds is heard first in the recording, and how many times? " * 40 + "(A) x. (B) y."
+
+
+def official_prompt_ids(tok, question: str) -> list[int]:
+    """NVIDIA's inference.py: lower-case, strip, "<audio>{prompt}<SEP>", then the tokenizer with its arguments."""
+    sample = f"<audio>{str(question).lower().strip()}{tok.sep_token}"
+    text = tok(sample, max_length=512, padding="longest", truncation="only_first", return_tensors="pt")
+    return text["input_ids"][0].tolist()
+
+
+def test_long_prompt_is_cut_as_official_inference(tok, recwarn):
+    ids = P.AF2Tokens.of(tok)
+    assert tok.truncation_side == "right"  # transformers' default, which Qwen2.5's tokenizer keeps
+    full = tok(P.prompt_text(LONG_PROMPT), add_special_tokens=False)["input_ids"]
+    assert len(full) > 600
+    with pytest.warns(P.PromptTooLongWarning, match=r"prompt is \d+ tokens .* over max_length=512"):
+        batch = P.encode_prompts(["Short?", LONG_PROMPT], tok)
+    official = official_prompt_ids(tok, LONG_PROMPT)
+    assert len(official) == 512 and official == full[:512]
+    assert batch.input_ids.shape == (2, 512) and batch.input_ids[1].tolist() == official
+    assert batch.input_ids[1, -1] != ids.sep  # the official cut loses <SEP>
+    assert batch.input_ids[0, -1] == ids.sep and batch.input_ids[0].tolist()[-3:] == official_prompt_ids(tok, "Short?")[-3:]
+    # Scoring sees the same cut prompt; the options are kept whole.
+    with pytest.warns(P.PromptTooLongWarning):
+        scoring = P.encode_scoring([LONG_PROMPT], [["(A) x", "(B) y"]], tok)
+    for row in range(2):
+        start = int(scoring["target_mask"][row].nonzero()[0])
+        assert start == 512 and scoring["input_ids"][row, :512].tolist() == official
+
+
+def test_prompt_at_limit_is_untouched_and_error_mode_refuses(tok, recwarn):
+    short = P.encode_prompts(["What is heard? (A) bell. (B) dog."], tok)
+    assert short.input_ids[0].tolist() == official_prompt_ids(tok, "What is heard? (A) bell. (B) dog.")
+    assert not [w for w in recwarn if issubclass(w.category, P.PromptTooLongWarning)]
+    with pytest.raises(ValueError, match=r"over max_length=512.*on_long='truncate'"):
+        P.encode_prompts([LONG_PROMPT], tok, on_long="error")
+    with pytest.raises(ValueError, match="over max_length=512"):
+        P.encode_scoring([LONG_PROMPT], [["(A) x"]], tok, on_long="error")
+    assert P.encode_prompts([LONG_PROMPT], tok, max_length=None).input_ids.shape[1] > 512
+    with pytest.raises(ValueError, match="on_long"):
+        P.encode_prompts(["q"], tok, on_long="cut")

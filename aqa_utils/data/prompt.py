@@ -10,12 +10,18 @@ Template (no chat template, no system prompt, all lower-cased)::
     inference: <audio>{prompt}<SEP>
 
 Loss is taken on the answer tokens, ``<|endofchunk|>`` and eos only.
+
+Prompt length: NVIDIA's inference tokenizes ``<audio>{prompt}<SEP>`` with ``max_length=512,
+truncation="only_first"`` and the tokenizer's default right-side truncation, so a longer prompt keeps its FIRST
+512 tokens and loses its end, ``<SEP>`` included. ``encode_prompts`` / ``encode_scoring`` do the same by default,
+with a ``PromptTooLongWarning`` naming the prompt; ``on_long="error"`` refuses instead.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -36,6 +42,8 @@ QWEN_SPECIAL_TOKENS = (
 QWEN_BPE_SIZE = 151_643
 AUDIO, EOC, PAD, SEP, EOS = "<audio>", "<|endofchunk|>", "<|PAD_TOKEN|>", "<SEP>", "<|endoftext|>"
 IGNORE = -100
+MAX_PROMPT_TOKENS = 512
+"""The official inference's ``max_length`` for the prompt ``<audio>{prompt}<SEP>``."""
 
 # Qwen2's pre-tokenizer split (letters, single digits, punctuation runs, newlines, spaces).
 _QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
@@ -187,10 +195,40 @@ class PromptBatch(NamedTuple):
     attention_mask: torch.Tensor
 
 
-def encode_prompts(prompts: list[str], tokenizer: PreTrainedTokenizerBase) -> PromptBatch:
-    """``prompt_text`` of each prompt, LEFT-padded with the pad id so generation continues every row at the end."""
+class PromptTooLongWarning(UserWarning):
+    """A prompt over ``max_length`` tokens was cut as NVIDIA's inference cuts it (its end and ``<SEP>`` lost)."""
+
+
+def prompt_ids(prompt: str, tokenizer: PreTrainedTokenizerBase, max_length: int | None = MAX_PROMPT_TOKENS,
+               on_long: str = "truncate") -> list[int]:
+    """Token ids of ``prompt_text(prompt)``, at most ``max_length`` (None: no limit).
+
+    Longer: ``on_long="truncate"`` keeps the first ``max_length`` tokens, as the official
+    ``tokenizer(..., max_length=512, truncation="only_first")`` does (the end of the prompt and ``<SEP>`` are
+    lost; a ``PromptTooLongWarning`` says so); ``on_long="error"`` raises ``ValueError``.
+    """
+    if on_long not in ("truncate", "error"):
+        raise ValueError(f"on_long must be 'truncate' or 'error', got {on_long!r}")
+    ids = _ids(tokenizer, prompt_text(prompt))
+    if max_length is None or len(ids) <= max_length:
+        return ids
+    message = (f"prompt is {len(ids)} tokens with <audio> and <SEP>, over max_length={max_length} "
+               f"(AF2's inference limit): {prompt[:60]!r}...")
+    if on_long == "error":
+        raise ValueError(message + " Shorten it, or pass on_long='truncate' to cut it as NVIDIA's code does.")
+    warnings.warn(message + f" Kept its first {max_length} tokens as NVIDIA's code does: the end of the prompt "
+                  "and <SEP> are lost.", PromptTooLongWarning, stacklevel=3)
+    return ids[:max_length]
+
+
+def encode_prompts(prompts: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int | None = MAX_PROMPT_TOKENS,
+                   on_long: str = "truncate") -> PromptBatch:
+    """``prompt_text`` of each prompt, LEFT-padded with the pad id so generation continues every row at the end.
+
+    Prompts over ``max_length`` tokens: see ``prompt_ids`` (default: cut as the official inference).
+    """
     pad = AF2Tokens.of(tokenizer).pad
-    seqs = [_ids(tokenizer, prompt_text(p)) for p in prompts]
+    seqs = [prompt_ids(p, tokenizer, max_length, on_long) for p in prompts]
     width = max(len(s) for s in seqs)
     input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     attention = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -201,8 +239,12 @@ def encode_prompts(prompts: list[str], tokenizer: PreTrainedTokenizerBase) -> Pr
 
 
 def encode_scoring(prompts: list[str], options_per_prompt: list[list[str]],
-                   tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
+                   tokenizer: PreTrainedTokenizerBase, max_length: int | None = MAX_PROMPT_TOKENS,
+                   on_long: str = "truncate") -> dict[str, torch.Tensor]:
     """Sequences for option scoring: one row per (prompt, option), ``prompt_text + option + <|endofchunk|>``.
+
+    The prompt part is cut exactly as in ``encode_prompts`` (``prompt_ids``), so an over-long question is scored
+    on the same prompt that generation would see; the options are never cut.
 
     With N = total number of options over all prompts, returns (right-padded):
       ``input_ids`` (N, T) long, ``attention_mask`` (N, T) long,
@@ -216,7 +258,7 @@ def encode_scoring(prompts: list[str], options_per_prompt: list[list[str]],
     eoc = AF2Tokens.of(tokenizer).eoc
     rows, starts, owner = [], [], []
     for q, (prompt, options) in enumerate(zip(prompts, options_per_prompt)):
-        head = _ids(tokenizer, prompt_text(prompt))
+        head = prompt_ids(prompt, tokenizer, max_length, on_long)
         for option in options:
             rows.append(head + _ids(tokenizer, option.lower().strip()) + [eoc])
             starts.append(len(head))

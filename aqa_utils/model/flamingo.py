@@ -70,8 +70,11 @@ class FlamingoLayer(nn.Module):
         xattn, cache = self.gated_cross_attn_layer_sound, self.memory.kv_cache
         kv = None
         if xattn is not None and cache is not None:
-            # The audio is the same at every decoding step: project it to keys/values once per layer.
-            kv = cache.setdefault(id(self), xattn.attn.keys_values(self.memory.tokens))
+            # The audio is the same at every decoding step: project it to keys/values once per layer (looked up
+            # first: ``setdefault(key, keys_values(...))`` would compute them again at every step).
+            kv = cache.get(id(self))
+            if kv is None:
+                kv = cache[id(self)] = xattn.attn.keys_values(self.memory.tokens)
 
         def run(h: torch.Tensor, audio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             if xattn is not None:
