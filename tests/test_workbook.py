@@ -131,3 +131,29 @@ def test_systems_carry_rank_seed_and_adapter():
     assert len({s.name for s in prof.systems()}) == len(prof.systems())
     with pytest.raises(ValueError):
         prof.lora_config(base)
+
+
+def test_run_summary_has_the_documented_keys(tmp_path):
+    from types import SimpleNamespace
+
+    from aqa_utils.workbook.summary import write_summary
+
+    prof = replace(workbook.profile("ci"), results_dir=tmp_path, seeds=(0, 1))
+    qs = [f"q{i}" for i in range(30)]
+
+    def ev(share):
+        rob = {"mean_accuracy": share, "mean_accuracy_ci": [share - 0.05, share + 0.05], "consistent_accuracy": share,
+               "unparsed_rate": 0.0, "position_tv": 0.1, "per_question": {q: share for q in qs}}
+        rep = {"micro": share, "counts": {"scored": len(qs)}, "chance": 0.3}
+        return SimpleNamespace(metrics={"score": rep, "generate": rep}, robustness={"score": rob, "generate": rob})
+
+    evaluations = {s: ev(0.3 if s.rank == 0 else 0.5 + s.rank / 1000) for s in prof.systems()}
+    path = write_summary(prof, evaluations, minutes={"total": 1.5})
+    summary = json.loads(path.read_text())
+    assert {"profile", "dev_questions", "chance", "minutes", "systems", "lora_vs_base"} <= set(summary)
+    assert (summary["dev_questions"], summary["chance"], summary["minutes"]) == (30, 0.3, {"total": 1.5})
+    assert set(summary["systems"]) == {s.key for s in prof.systems()}
+    assert summary["systems"]["lora_r8_s1"]["score"]["shuffle_mean"] == pytest.approx(0.508)
+    assert summary["lora_vs_base"]["8"]["score"]["diff"] == pytest.approx(0.208)
+    assert summary["lora_vs_base"]["8"]["generate"]["n_seeds"] == 2
+    assert summary["rank_verdict"].startswith("grows above r=8")  # +0.024 on every question: no spread at all
