@@ -117,14 +117,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aqa_utils.loading import load_model
 
     plan, settings = _evaluate_plan(args)
+    example = None
+    if plan["check_submission"]:  # found before the (long) evaluation, so that a missing one fails at once
+        from aqa_utils.submission import check_submission, example_file
+
+        example = Path(args.submission_example) if args.submission_example else example_file(args.data)
+        if not example.is_file():
+            raise SystemExit(f"{example}: no such submission example file")
     model = load_model(args.checkpoint, args.adapter, model=args.model)
     questions = load_split(args.data, plan["split"], skip_problems=plan["skip_bad_data"]).questions
     result = evaluate(model, build_tokenizer(), questions, EvalSettings(**settings), out_dir=args.out)
     print(json.dumps(result.metrics, indent=2, default=str))
-    if plan["check_submission"]:
-        from aqa_utils.submission import check_submission, example_file
-
-        example = args.submission_example or example_file(args.data)
+    if example is not None:
         checked = check_submission(result.files["submission"], example, questions)
         print(f"{checked['file']}: {checked['rows']} rows, in the format of {checked['example']}")
     if args.adapter and args.out and (Path(args.adapter).parent / "summary.json").exists():

@@ -17,6 +17,7 @@ from aqa_utils.__main__ import main
 from aqa_utils.data.mini import make_mini_benchmark
 from aqa_utils.model import build_model
 from aqa_utils.model import checkpoint as release
+from aqa_utils.submission import SubmissionError
 
 
 def fake_run(tmp_path: Path, val_loss=0.4321, lr=0.003) -> Path:
@@ -141,3 +142,18 @@ def test_train_with_a_recipe_then_evaluate_fills_the_card_and_writes_repo_relati
     card = (out / "final" / "README.md").read_text()
     micro = json.loads((tmp_path / "ev" / "metrics.json").read_text())["metrics"]["score"]["micro"]
     assert f"| dev | score | 4 | {100 * micro:.1f} |" in card and "`ev/metrics.json`" in card
+    # the eval split through the same command: its submission checked against an example of the dataset's layout
+    example = data / "submission_example" / "example.csv"
+    example.parent.mkdir()
+    ids = sorted(p.stem for p in (data / "dcase_2025_question_path" / "eval").glob("*.json"))
+    example.write_text("question,answer\n" + "".join(f"{qid},A. x\n" for qid in ids))
+    evaluate_eval = ["evaluate", "--checkpoint", str(base), "--adapter", str(out / "final"), "--data", str(data),
+                     "--recipe", "tiny/ci", "--split", "eval", "--mode", "score", "--permutations", "0",
+                     "--out", str(tmp_path / "sub"), "--submission-example"]
+    assert main(evaluate_eval + [str(example)]) == 0
+    assert "| eval | score |" in (out / "final" / "README.md").read_text()
+    example.write_text(example.read_text() + "eval_not_a_question,A. x\n")
+    with pytest.raises(SubmissionError, match=r"example\.csv: lists 1 question\(s\) not among the questions answered"):
+        main(evaluate_eval + [str(example)])
+    with pytest.raises(SystemExit, match=r"nope\.csv: no such submission example file"):
+        main(evaluate_eval + [str(tmp_path / "nope.csv")])
