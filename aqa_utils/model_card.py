@@ -65,7 +65,7 @@ def render(config: dict, summary: dict, peft: dict, evaluations: dict) -> str:
     lora, base = train["lora"], peft.get("base_model_name_or_path") or model["name"]
     counts = summary.get("lora_parameters", {})
     per = ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "total")
-    recipe = f"`{train['recipe']}`" if train.get("recipe") else "none (a TrainConfig given directly; see config.json)"
+    recipe = f"`{_shown(train['recipe'])}`" if train.get("recipe") else "none (a TrainConfig given directly)"
     val = summary.get("val_loss")
     lines = [
         "---", "library_name: peft", f"base_model: {base}",

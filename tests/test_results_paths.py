@@ -27,7 +27,7 @@ def machine_paths(text: str) -> list[str]:
 
 
 def test_the_scan_sees_a_machine_path():
-    assert machine_paths('{"out_dir": "/work/main/results/runs/lora_r8"}') == ["/work/main/results/runs/lora_r8"]
+    assert machine_paths('{"out_dir": "/home/user/aqa/results/runs/lora_r8"}') == ["/home/user/aqa/results/runs/lora_r8"]
     assert machine_paths(f'"{REPO}/data/mini"') != [] and machine_paths('"x": "/tmp/abc"') == ["/tmp/abc"]
     assert machine_paths('{"out_dir": "results/runs/lora_r8", "ratio": "3/work/4", "url": "a.b/home/c"}') == []
 
