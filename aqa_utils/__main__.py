@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def cmd_params(args: argparse.Namespace) -> int:
@@ -41,8 +42,12 @@ def cmd_make_mini(args: argparse.Namespace) -> int:
 
 def _train_config(args: argparse.Namespace):
     from aqa_utils.config import LoraSettings, TrainConfig
+    from aqa_utils.recipe import Recipe
 
-    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    if args.recipe:
+        cfg = Recipe.load(args.recipe).train
+    else:
+        cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     overrides = {"model": args.model, "checkpoint": args.checkpoint, "data_root": args.data, "out_dir": args.out,
                  "train_split": args.train_split, "max_steps": args.max_steps, "epochs": args.epochs,
                  "batch_size": args.batch_size, "grad_accum": args.grad_accum, "lr": args.lr, "seed": args.seed,
@@ -62,9 +67,47 @@ def _train_config(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from aqa_utils.training import Trainer
 
-    summary = Trainer(_train_config(args)).fit()
+    cfg = _train_config(args)
+    if args.push_to_hub and cfg.mode != "lora":
+        raise SystemExit("--push-to-hub publishes a LoRA adapter; this run trains mode 'full'")
+    summary = Trainer(cfg).fit()
     print(json.dumps(summary, indent=2))
+    if args.push_to_hub and "final" in summary:
+        from aqa_utils.model_card import push_to_hub
+
+        print("published:", push_to_hub(summary["final"], args.push_to_hub, private=not args.public))
     return 0
+
+
+# `evaluate` without --recipe: these; with one, the recipe's values. A flag given on the command line wins.
+EVALUATE_DEFAULTS = dict(split="dev", mode="both", batch_size=16, permutations=0, limit=None, skip_bad_data=False,
+                         check_submission=False)
+
+
+def _evaluate_plan(args: argparse.Namespace) -> tuple[dict, dict]:
+    """(what to evaluate: split, skip_bad_data, check_submission; EvalSettings keyword arguments)."""
+    plan = dict(EVALUATE_DEFAULTS)
+    settings: dict = {}
+    if args.recipe:
+        from aqa_utils.recipe import Recipe
+
+        ev = Recipe.load(args.recipe).evaluate
+        settings = ev.settings()
+        plan.update(split=ev.split, skip_bad_data=ev.skip_bad_data, check_submission=ev.check_submission)
+    else:
+        settings = {k: plan[k] for k in ("mode", "batch_size", "permutations", "limit")}
+    for key in ("mode", "batch_size", "permutations", "limit"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if settings["mode"] != "both":
+        settings.pop("primary", None)  # a recipe's primary mode chooses between the two of "both" only
+    if args.split is not None:
+        plan["split"] = args.split
+    plan["skip_bad_data"] = plan["skip_bad_data"] or args.skip_bad_data
+    plan["check_submission"] = plan["check_submission"] or args.submission_example is not None
+    if plan["check_submission"] and not args.out:
+        raise SystemExit("checking the submission needs --out (the folder submission.csv is written to)")
+    return plan, settings
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -73,12 +116,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aqa_utils.evaluation import EvalSettings, evaluate
     from aqa_utils.loading import load_model
 
+    plan, settings = _evaluate_plan(args)
+    example = None
+    if plan["check_submission"]:  # found before the (long) evaluation, so that a missing one fails at once
+        from aqa_utils.submission import check_submission, example_file
+
+        example = Path(args.submission_example) if args.submission_example else example_file(args.data)
+        if not example.is_file():
+            raise SystemExit(f"{example}: no such submission example file")
     model = load_model(args.checkpoint, args.adapter, model=args.model)
-    questions = load_split(args.data, args.split, skip_problems=args.skip_bad_data).questions
-    settings = EvalSettings(mode=args.mode, batch_size=args.batch_size, permutations=args.permutations,
-                            limit=args.limit)
-    result = evaluate(model, build_tokenizer(), questions, settings, out_dir=args.out)
+    questions = load_split(args.data, plan["split"], skip_problems=plan["skip_bad_data"]).questions
+    result = evaluate(model, build_tokenizer(), questions, EvalSettings(**settings), out_dir=args.out)
     print(json.dumps(result.metrics, indent=2, default=str))
+    if example is not None:
+        checked = check_submission(result.files["submission"], example, questions)
+        print(f"{checked['file']}: {checked['rows']} rows, in the format of {checked['example']}")
+    if args.adapter and args.out and (Path(args.adapter).parent / "summary.json").exists():
+        from aqa_utils.model_card import record_evaluation
+
+        print("model card:", record_evaluation(args.adapter, plan["split"], result.files["metrics"]))
     return 0
 
 
@@ -119,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_make_mini)
 
     p = sub.add_parser("train", help="LoRA fine-tuning (or full base training); runs under accelerate/torchrun too")
-    p.add_argument("--config", help="TrainConfig as YAML or JSON; the flags below override it")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--recipe", help="recipe name under configs/ (report, local, tiny/full, ...) or a recipe "
+                                         "YAML file; the flags below override it")
+    source.add_argument("--config", help="TrainConfig as YAML or JSON; the flags below override it")
     p.add_argument("--model", help="preset or model config file")
     p.add_argument("--checkpoint", help="release-layout folder with base weights (e.g. the AF2 download)")
     p.add_argument("--data", help="DCASE-layout root")
@@ -136,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--skip-bad-data", action="store_true", help="skip questions with data problems (reported)")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", help="publish the adapter and its model card on the Hugging "
+                                                            "Face Hub when training ends (needs internet and a token)")
+    p.add_argument("--public", action="store_true", help="with --push-to-hub: a public repo (default: private)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy per subset, CIs, shuffle robustness, submission file")
@@ -143,13 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", help="peft adapter folder (LoRA)")
     p.add_argument("--model", help="preset when the checkpoint has no af2_config.json (the release: af2-3b)")
     p.add_argument("--data", required=True)
-    p.add_argument("--split", default="dev")
-    p.add_argument("--mode", default="both", choices=["generate", "score", "both"])
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--permutations", type=int, default=0)
+    p.add_argument("--recipe", help="recipe name under configs/ or a recipe YAML file: its evaluate section sets "
+                                    "the split and the settings; the flags below override it")
+    p.add_argument("--split", help=f"default: the recipe's, else {EVALUATE_DEFAULTS['split']}")
+    p.add_argument("--mode", choices=["generate", "score", "both"],
+                   help=f"default: the recipe's, else {EVALUATE_DEFAULTS['mode']}")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--permutations", type=int)
     p.add_argument("--limit", type=int)
     p.add_argument("--out", help="folder for predictions.csv, metrics.json, submission.csv")
     p.add_argument("--skip-bad-data", action="store_true")
+    p.add_argument("--submission-example", help="check submission.csv against this example file (default with a "
+                                                "recipe that checks: the one CSV in <data>/submission_example/)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("reproduce", help="run the whole workbook (data, base, three ranks, evaluation, analysis)")

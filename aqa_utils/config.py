@@ -16,6 +16,25 @@ from typing import Any, Type, TypeVar
 
 T = TypeVar("T")
 
+
+def repo_root() -> Path:
+    """The repository (holds ``configs/``, ``results/``); the working directory when the package is installed."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def portable(value: Any, root: Path | None = None) -> Any:
+    """``value`` (nested dicts/lists of str) with every absolute path under the repo written relative to it, so the
+    files a run writes (and the repo commits) never hold the path of the machine that ran them."""
+    root = (root or repo_root()).resolve()
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and value.startswith("/") and Path(value).is_relative_to(root):
+        return Path(value).relative_to(root).as_posix()
+    return value
+
 # AF2 adds four tokens to Qwen2.5's 151,665: <audio>, <|endofchunk|>, <|PAD_TOKEN|>, <SEP>.
 AF2_VOCAB_SIZE = 151_669
 
@@ -364,3 +383,5 @@ class TrainConfig(_Serialisable):
     """Run folder: config, metrics.jsonl, checkpoints/, final/."""
     progress: bool = True
     """Show a progress bar."""
+    recipe: str | None = None
+    """The recipe file this config was read from (``recipe.Recipe``), named in the run's config and model card."""

@@ -6,6 +6,7 @@ for the LM must not also catch a cross-attention or CLAP projection). Misconfigu
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -107,9 +108,37 @@ def lora_parameter_counts(peft_model: PeftModel) -> dict[str, int]:
     return counts
 
 
-def save_adapter(peft_model: PeftModel, folder: str | Path) -> Path:
-    """peft's format: ``adapter_config.json`` + ``adapter_model.safetensors`` holding the LoRA tensors only."""
-    peft_model.save_pretrained(str(folder))
+DOWNLOAD_RECORD = ".aqa_download.json"
+"""What ``download af2`` writes into the release folder (its ``RECORD_FILE``; a test keeps the two equal, not
+imported so that this module does not depend on the download layer)."""
+
+
+def base_model_name(checkpoint: str | Path | None, model_name: str) -> str:
+    """What an adapter's ``base_model_name_or_path`` names: the hub repo a ``download af2`` folder came from
+    (``nvidia/audio-flamingo-2``), else the local base's folder name (``af2-tiny``), else (a base initialised at
+    random) the model preset. Never a path of this machine."""
+    if checkpoint is None:
+        return model_name
+    record = Path(checkpoint) / DOWNLOAD_RECORD
+    if record.is_file():
+        try:
+            return str(json.loads(record.read_text())["repo"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{record}: unreadable download record ({err!r}); delete it or run download af2 "
+                             "again") from None
+    return Path(checkpoint).resolve().name
+
+
+def save_adapter(peft_model: PeftModel, folder: str | Path, base_model: str | None = None) -> Path:
+    """peft's format: ``adapter_config.json`` (naming ``base_model``, see ``base_model_name``) +
+    ``adapter_model.safetensors`` holding the LoRA tensors only. peft's template README is removed: it holds no
+    information, and ``model_card`` writes the real one once the run's summary exists."""
+    for config in peft_model.peft_config.values():
+        config.base_model_name_or_path = base_model
+    # save_embedding_layers=False: no embedding is ever adapted, and peft's "auto" would look the base name up on
+    # the hub (a network call at the end of every run, and a warning offline).
+    peft_model.save_pretrained(str(folder), save_embedding_layers=False)
+    (Path(folder) / "README.md").unlink(missing_ok=True)
     return Path(folder)
 
 

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from aqa_utils.config import LoraSettings, ModelConfig
-from aqa_utils.lora import (LoraTargetError, apply_lora, load_adapter, lora_parameter_counts, merge, resolve_targets,
-                            save_adapter)
+from aqa_utils.lora import (DOWNLOAD_RECORD, LoraTargetError, apply_lora, base_model_name, load_adapter,
+                            lora_parameter_counts, merge, resolve_targets, save_adapter)
 from aqa_utils.model import AF2Model, build_model
 
 WINDOW = 160_000
@@ -187,10 +187,11 @@ def test_adapter_save_load_round_trip_and_merge(tmp_path):
     adapted = logits(peft_model)
     assert not torch.allclose(adapted, logits(fresh), atol=1e-4)  # the adapters do something
 
-    folder = save_adapter(peft_model, tmp_path / "adapter")
+    folder = save_adapter(peft_model, tmp_path / "adapter", base_model="af2-tiny")
     assert (folder / "adapter_config.json").exists()
     config = json.loads((folder / "adapter_config.json").read_text())
-    assert config["r"] == 4 and config["lora_alpha"] == 8
+    assert config["r"] == 4 and config["lora_alpha"] == 8 and config["base_model_name_or_path"] == "af2-tiny"
+    assert not (folder / "README.md").exists()  # peft's empty template; model_card writes the real one
     tensors = load_file(folder / "adapter_model.safetensors")
     assert tensors and all("lora_A" in k or "lora_B" in k for k in tensors)
     assert len(tensors) == 2 * (4 + 3 + 3 * TINY_LM_LAYERS)
@@ -214,3 +215,22 @@ def test_load_adapter_trainable_freezes_the_base(tmp_path):
     assert trainable and all("lora_" in n for n in trainable)
     assert lora_parameter_counts(loaded) == lora_parameter_counts(peft_model)
     assert loaded.get_base_model().clap.freeze_batchnorm
+
+
+def test_the_adapter_names_its_base_without_a_path_of_this_machine(tmp_path):
+    release = tmp_path / "downloads" / "audio-flamingo-2"
+    release.mkdir(parents=True)
+    assert base_model_name(release, "af2-3b") == "audio-flamingo-2"  # no download record: the folder's name
+    (release / DOWNLOAD_RECORD).write_text(json.dumps({"repo": "nvidia/audio-flamingo-2", "revision": "main"}))
+    assert base_model_name(release, "af2-3b") == "nvidia/audio-flamingo-2"
+    assert base_model_name(tmp_path / "work" / "base" / "af2-tiny", "af2-tiny") == "af2-tiny"
+    assert base_model_name(None, "af2-tiny") == "af2-tiny"  # random initialisation: the preset
+    (release / DOWNLOAD_RECORD).write_text("{not json")
+    with pytest.raises(ValueError, match=r"\.aqa_download\.json: unreadable download record"):
+        base_model_name(release, "af2-3b")
+
+
+def test_the_download_record_name_is_the_one_download_af2_writes():
+    from aqa_utils.download.af2 import RECORD_FILE
+
+    assert DOWNLOAD_RECORD == RECORD_FILE

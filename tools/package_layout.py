@@ -17,11 +17,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aqa_utils"
 # Layers, lowest first: a module may import only from its own layer or a lower one. Patterns are module-name
 # prefixes; the longest matching prefix decides.
 LAYERS: list[tuple[str, ...]] = [
-    ("aqa_utils.config", "aqa_utils.reported"),
+    ("aqa_utils.config", "aqa_utils.reported", "aqa_utils.recipe"),
     ("aqa_utils.audio", "aqa_utils.data"),
     ("aqa_utils.model",),
-    ("aqa_utils.lora", "aqa_utils.loading", "aqa_utils.params"),
-    ("aqa_utils.training", "aqa_utils.evaluation", "aqa_utils.metrics"),
+    ("aqa_utils.lora", "aqa_utils.loading", "aqa_utils.params", "aqa_utils.model_card"),
+    ("aqa_utils.training", "aqa_utils.evaluation", "aqa_utils.metrics", "aqa_utils.submission"),
     ("aqa_utils.analysis", "aqa_utils.demo", "aqa_utils.download", "aqa_utils.headline"),
     ("aqa_utils.workbook",),
     ("aqa_utils.__main__", "aqa_utils"),

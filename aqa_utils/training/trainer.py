@@ -32,10 +32,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aqa_utils.audio import ClipCache
-from aqa_utils.config import ModelConfig, TrainConfig
+from aqa_utils.config import ModelConfig, TrainConfig, portable
 from aqa_utils.data.prompt import TrainCollator, build_tokenizer
-from aqa_utils.lora import COMPONENTS, apply_lora, component_of, lora_parameter_counts, save_adapter
+from aqa_utils.lora import COMPONENTS, apply_lora, base_model_name, component_of, lora_parameter_counts, save_adapter
 from aqa_utils.model import build_model
+from aqa_utils.model_card import write_card
 from aqa_utils.model import checkpoint as release
 from aqa_utils.training.checkpointer import Checkpointer
 from aqa_utils.training.examples import load_examples
@@ -206,7 +207,8 @@ class Trainer:
         if self.accelerator.is_main_process:
             shutil.rmtree(final, ignore_errors=True)
             if self.cfg.mode == "lora":
-                save_adapter(self.af2, final)
+                base = base_model_name(self.cfg.checkpoint, self.model_config.name)
+                save_adapter(self.af2, final, base_model=base)
             else:
                 release.save(self.af2, final)
         self.accelerator.wait_for_everyone()
@@ -223,9 +225,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.resume()
         main = self.accelerator.is_main_process
-        if main:
+        if main:  # the run's files hold repo-relative paths (config.portable): they are committed under results/
             (self.out / "config.json").write_text(json.dumps(
-                {"train": self.cfg.to_dict(), "model": self.model_config.to_dict()}, indent=2))
+                portable({"train": self.cfg.to_dict(), "model": self.model_config.to_dict()}), indent=2))
         if main and resumed:
             _truncate_log(self.out / "metrics.jsonl", self.step)
         log = open(self.out / "metrics.jsonl", "a" if resumed else "w") if main else None
@@ -265,7 +267,9 @@ class Trainer:
                 summary["lora_parameters"] = lora_parameter_counts(self.af2)
             summary["final"] = str(self.save_final())
             if main:
-                (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+                (self.out / "summary.json").write_text(json.dumps(portable(summary), indent=2))
+                if self.cfg.mode == "lora":
+                    write_card(summary["final"])
         return summary
 
 

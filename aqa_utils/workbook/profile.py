@@ -8,6 +8,10 @@ YAML file named by ``AQA_CONFIG``): ``AQA_DCASE_ROOT`` (the folder holding ``dca
 ``local_audio_path/``) and ``AQA_AF2_CHECKPOINT`` (the downloaded release folder with ``clap_ckpt/`` and
 ``safe_ckpt/``). With a checkpoint, the base is loaded instead of pretrained and the model is ``af2-3b`` unless
 ``AQA_MODEL`` says otherwise. Each path is held once here; every stage's ``TrainConfig`` is derived from it.
+
+The LoRA recipe (hyperparameters, ranks, evaluation settings) is a YAML file under ``configs/`` (``recipe.py``):
+``tiny/full`` or ``tiny/ci`` for the embedded default, and with the released weights ``AQA_RECIPE`` (``local``,
+the default, or ``report``) in the full profile; the ci profile always runs its short ``tiny/ci`` recipe.
 """
 
 from __future__ import annotations
@@ -16,12 +20,10 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aqa_utils.config import LoraSettings, TrainConfig
+from aqa_utils.config import TrainConfig, repo_root
+from aqa_utils.recipe import Recipe
 
-
-def repo_root() -> Path:
-    here = Path(__file__).resolve().parent.parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
+__all__ = ["Profile", "System", "profile", "repo_root"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ class Profile:
     base_stage: TrainConfig
     """Stage 1 of the tiny base (hyperparameters only): CLAP frozen, the rest learns captions and questions."""
     lora_recipe: TrainConfig
-    """The LoRA recipe (hyperparameters only); each system's config is derived by ``lora_config``."""
+    """The LoRA recipe's training config (hyperparameters only); each system's config is derived by
+    ``lora_config``."""
     eval_permutations: int
     eval_limit: int | None
     eval_max_new_tokens: int
@@ -81,6 +84,8 @@ class Profile:
     """Model preset of the base (the release: ``af2-3b``, or ``AQA_MODEL``)."""
     real_checkpoint: bool = False
     train_split: str = "train"
+    recipe: str = "tiny/full"
+    """Name of the recipe file (``configs/<recipe>.yaml``) the LoRA settings were read from."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -105,7 +110,7 @@ class Profile:
             raise ValueError("the base is not trained by LoRA")
         return replace(self.lora_recipe, data_root=str(self.data_root), train_split=self.train_split,
                        model=self.model, checkpoint=str(self.base_dir), out_dir=str(system.run_dir),
-                       seed=system.seed, lora=LoraSettings(rank=system.rank),
+                       seed=system.seed, lora=replace(self.lora_recipe.lora, rank=system.rank),
                        gradient_checkpointing=self.real_checkpoint or self.lora_recipe.gradient_checkpointing,
                        cache_audio=not self.real_data and self.lora_recipe.cache_audio)
 
@@ -133,9 +138,17 @@ def _settings() -> dict[str, str]:
 
 
 def profile(name: str | None = None) -> Profile:
-    """The profile named, else ``AQA_PROFILE``, else ``full``; real data/weights from the settings."""
+    """The profile named, else ``AQA_PROFILE``, else ``full``; real data/weights and the recipe from the settings."""
     settings = _settings()
     name = name or settings.get("AQA_PROFILE", "full")
+    if name not in ("full", "ci"):
+        raise ValueError(f"unknown profile {name!r}: 'full' or 'ci'")
+    real_weights = bool(settings.get("AQA_AF2_CHECKPOINT"))
+    rec = Recipe.load(settings.get("AQA_RECIPE", "local") if name == "full" and real_weights else f"tiny/{name}")
+    recipe = dict(lora_recipe=rec.train, ranks=rec.ranks, train_split=rec.train.train_split, recipe=rec.name,
+                  model=rec.train.model,
+                  eval_permutations=rec.evaluate.permutations, eval_limit=rec.evaluate.limit,
+                  eval_max_new_tokens=rec.evaluate.max_new_tokens)
     root = repo_root()
     if name == "full":
         prof = Profile(
@@ -145,12 +158,8 @@ def profile(name: str | None = None) -> Profile:
             encoder_stage=_encoder_stage(epochs=10, batch_size=16, lr=3e-4),
             base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), epochs=7, batch_size=8, lr=3e-3,
                                    warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48),
-            lora_recipe=TrainConfig(mode="lora", corpus="questions", epochs=8, batch_size=8, lr=3e-3,
-                                    warmup_steps=10, val_split="dev", eval_every=0, max_val_examples=48),
-            # AF2 allows 256 new tokens; answers here are under 16 tokens, so 48 loses nothing and keeps a
-            # rambling zero-shot base from dominating the run time (it is unparsed either way).
-            eval_permutations=4, eval_limit=None, eval_max_new_tokens=48)
-    elif name == "ci":
+            **recipe)
+    else:
         ci = root / "work" / "ci"
         prof = Profile(
             name=name, mini_root=ci / "mini", base_dir=ci / "base" / "af2-tiny", runs_dir=ci / "runs",
@@ -159,21 +168,16 @@ def profile(name: str | None = None) -> Profile:
             encoder_stage=_encoder_stage(epochs=1, batch_size=8, lr=3e-4, progress=False),
             base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), max_steps=4, batch_size=4,
                                    lr=3e-3, warmup_steps=1, val_split="dev", max_val_examples=8),
-            lora_recipe=TrainConfig(mode="lora", corpus="questions", max_steps=3, batch_size=4, lr=2e-3,
-                                    warmup_steps=1, val_split="dev", max_val_examples=8),
-            eval_permutations=2, eval_limit=None, eval_max_new_tokens=12)
-    else:
-        raise ValueError(f"unknown profile {name!r}: 'full' or 'ci'")
+            **recipe)
     if settings.get("AQA_DCASE_ROOT"):
         prof.dcase_root = Path(settings["AQA_DCASE_ROOT"])
-        # The report fine-tuned on DCASE dev; evaluation then needs its own held-out split.
-        prof.train_split = settings.get("AQA_TRAIN_SPLIT", "train")
+        prof.train_split = settings.get("AQA_TRAIN_SPLIT", prof.train_split)
         prof.notes.append(f"real DCASE data from {prof.dcase_root}")
-    if settings.get("AQA_AF2_CHECKPOINT"):
+    if real_weights:
         prof.base_dir = Path(settings["AQA_AF2_CHECKPOINT"])
         prof.real_checkpoint = True
         prof.model = settings.get("AQA_MODEL", "af2-3b")
-        prof.notes.append(f"released AF2 weights ({prof.model}) from {prof.base_dir}")
+        prof.notes.append(f"released AF2 weights ({prof.model}) from {prof.base_dir}, recipe configs/{rec.name}.yaml")
     return prof
 
 

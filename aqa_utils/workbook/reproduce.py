@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from aqa_utils.config import portable
 from aqa_utils.workbook.profile import Profile, profile, repo_root
 
 
@@ -20,13 +21,16 @@ NOTEBOOKS = (
 )
 
 
-def _drop_widget_state(path: Path) -> None:
-    """Saved widget state repeats every clip the demo loaded as bytes; the executed copy does not need it."""
+def _tidy_executed(path: Path) -> None:
+    """Saved widget state repeats every clip the demo loaded as bytes: the executed copy does not need it. The
+    notebook paths papermill records are made repo-relative: the copy is committed under results/."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    if nb.metadata.pop("widgets", None) is not None:
-        nbformat.write(nb, path)
+    nb.metadata.pop("widgets", None)
+    if "papermill" in nb.metadata:
+        nb.metadata["papermill"] = portable(nb.metadata["papermill"])
+    nbformat.write(nb, path)
 
 
 def reproduce(profile_name: str = "full") -> int:
@@ -45,7 +49,7 @@ def reproduce(profile_name: str = "full") -> int:
             start = time.perf_counter()
             papermill.execute_notebook(str(nb_dir / name), str(out_dir / out_name), parameters=params,
                                        cwd=str(nb_dir), progress_bar=False, kernel_name="python3")
-            _drop_widget_state(out_dir / out_name)
+            _tidy_executed(out_dir / out_name)
             timings[out_name] = round(time.perf_counter() - start, 1)
             print(f"{out_name}: {timings[out_name]} s")
     (prof.results_dir / "reproduce_timings.json").write_text(json.dumps(timings, indent=2) + "\n")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aqa_utils.config import portable
 from aqa_utils.loading import load_model
 from aqa_utils.workbook.profile import Profile, System
 
@@ -35,7 +36,7 @@ def finished_with(run: Path, cfg) -> bool:
     if not (run / "summary.json").exists() or not (run / "config.json").exists():
         return False
     saved = json.loads((run / "config.json").read_text()).get("train")
-    return saved == json.loads(json.dumps(cfg.to_dict()))
+    return saved == json.loads(json.dumps(portable(cfg.to_dict())))  # the trainer writes repo-relative paths
 
 
 def ensure_base(prof: Profile, retrain: bool = False) -> Path:
