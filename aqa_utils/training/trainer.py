@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from torch import nn
-from tqdm.auto import tqdm
 
 from aqa_utils.audio import ClipCache
 from aqa_utils.config import ModelConfig, TrainConfig
@@ -37,6 +36,7 @@ from aqa_utils.data.prompt import TrainCollator, build_tokenizer
 from aqa_utils.lora import COMPONENTS, apply_lora, component_of, lora_parameter_counts, save_adapter
 from aqa_utils.model import build_model
 from aqa_utils.model import checkpoint as release
+from aqa_utils.progress import tqdm
 from aqa_utils.training.checkpointer import Checkpointer
 from aqa_utils.training.examples import load_examples
 from aqa_utils.training.objectives import LanguageModelling, Tagging
