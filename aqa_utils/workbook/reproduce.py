@@ -76,8 +76,9 @@ class KernelStderr:
         for line in lines:
             if _visible(line).strip():
                 tqdm.write(_visible(line).rstrip(), file=self.file)
-        if "\r" in self.pending:  # only the last redraw matters; keep the buffer short
-            self.pending = "\r" + _visible(self.pending)
+        cut = self.pending.rstrip("\r").rfind("\r")  # only the last redraw matters: keep the buffer short
+        if cut > 0:
+            self.pending = self.pending[cut:]
         self.live.set_description_str(_visible(self.pending).strip())
 
     def flush(self) -> None:
