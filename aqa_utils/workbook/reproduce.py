@@ -207,8 +207,8 @@ def reproduce(profile_name: str = "full") -> int:
             timings[out_name] = round(run_notebook(nb_dir / name, out_dir / out_name, params,
                                                    f"[{n}/{len(todo)}] {out_name}"), 1)
         except KeyboardInterrupt:
-            print(f"\ninterrupted in {out_name}: `make reproduce` again continues from its last checkpoint "
-                  "and reuses every finished stage", file=sys.stderr)
+            print(f"\ninterrupted in {out_name}. The same command again reuses every finished stage and continues "
+                  "an interrupted training stage from its last checkpoint.", file=sys.stderr)
             return 130
     (prof.results_dir / "reproduce_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print("\n".join(summary(prof, time.perf_counter() - start)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +48,7 @@ def same_config(run: Path, cfg) -> bool:
 
 
 def finished_with(run: Path, cfg) -> bool:
-    """A run folder holds a finished run of exactly this configuration (so reusing it is safe)."""
+    """A run folder holds a finished run of this configuration (``same_config``), so reusing it is safe."""
     return (run / "summary.json").exists() and same_config(run, cfg)
 
 
@@ -61,7 +62,8 @@ def _fit(cfg) -> Path:
     if not same_config(run, cfg):
         shutil.rmtree(run, ignore_errors=True)
     elif (run / "checkpoints" / "latest").exists():
-        print(f"{run.name}: resuming the interrupted run from {(run / 'checkpoints' / 'latest').read_text()}")
+        print(f"{run.name}: resuming the interrupted run from {(run / 'checkpoints' / 'latest').read_text()}",
+              file=sys.stderr)  # a status line: make reproduce relays the kernels' stderr to the terminal
     Trainer(cfg).fit()
     shutil.rmtree(run / "checkpoints", ignore_errors=True)
     return run / "final"
