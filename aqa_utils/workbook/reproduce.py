@@ -66,7 +66,7 @@ class KernelStderr:
     """Where papermill writes a kernel's stderr: finished lines go above the bars (``tqdm.write``); the line being
     redrawn (a text progress bar) is shown in place by ``live``, a tqdm whose whole display is its description."""
 
-    def __init__(self, live, file=None):
+    def __init__(self, live, file):
         self.live, self.file, self.pending = live, file, ""
 
     def write(self, text: str) -> None:
@@ -95,7 +95,7 @@ def _ipc_kernel_manager(folder: str):
         def _transport_default(self) -> str:
             return "ipc"
 
-        @default("ip")
+        @default("ip")  # else "kernel-ipc", relative: the sockets would land in the kernel's working folder
         def _ip_default(self) -> str:
             return os.path.join(folder, "kernel")
 
