@@ -1,6 +1,6 @@
 """``make reproduce`` as a user lives it: an interrupted stage resumes to the same weights, a changed one starts over,
-the notebook kernels talk over IPC (no unencrypted-TCP warning) and relay their text bars, Ctrl-C stops the kernel,
-and the summary is read from the evaluation files.
+the notebook kernels talk over IPC (no unencrypted-TCP warning) and relay their text bars (widgets when run by hand),
+Ctrl-C stops the kernel, and the summary is read from the evaluation files.
 
 Cost: the training tests pretrain the CI profile's tiny base twice (4 + 4 steps each; a full-mode step takes seconds)
 and run its 3-step LoRA four times; the kernel tests start two Python kernels.
@@ -146,18 +146,21 @@ def test_kernels_talk_over_ipc_and_relay_their_text_bars(tmp_path, capfd, monkey
         tmp_path / "t.ipynb",
         "import sys, aqa_utils\nfrom ipykernel.kernelapp import IPKernelApp\n"
         "print(IPKernelApp.instance().transport, aqa_utils.__file__)\nprint('a kernel warning', file=sys.stderr)",
-        "from aqa_utils.progress import tqdm\nfor _ in tqdm(range(STEPS), desc='steps', mininterval=0):\n    pass")
+        "from aqa_utils.progress import tqdm\nfor _ in tqdm(range(STEPS), desc='steps', mininterval=0):\n    pass",
+        "import os\nfrom tqdm.notebook import tqdm_notebook\ndel os.environ['AQA_PROGRESS']  # as in JupyterLab\n"
+        "print('widget' if isinstance(tqdm(total=1), tqdm_notebook) else 'text')")
     seconds = reproduce.run_notebook(src, tmp_path / "out.ipynb", {"STEPS": 5}, "[1/1] t.ipynb")
     err = capfd.readouterr().err
     assert seconds > 0
     assert "without encryption" not in err and "TCP" not in err
     assert "a kernel warning" in err and "steps: 100%" in err and "5/5" in err  # the kernel's stderr, relayed
-    assert "[1/1] t.ipynb: 100%" in err and "4/4" in err  # the cell bar: parameters, injected parameters, 2 cells
+    assert "[1/1] t.ipynb: 100%" in err and "5/5" in err  # the cell bar: parameters, injected parameters, 3 cells
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     transport, package = out.cells[2].outputs[0]["text"].split()
     assert transport == "ipc" and Path(package).resolve() == Path(workbook.__file__).resolve().parents[1] / "__init__.py"
     bar = [o for o in out.cells[3].outputs if o.get("name") == "stderr"]
     assert len(bar) == 1 and "\r" not in bar[0]["text"] and bar[0]["text"].startswith("steps: 100%")
+    assert [o["text"] for o in out.cells[4].outputs if o.get("name") == "stdout"] == ["widget\n"]
 
 
 def test_ctrl_c_stops_the_kernel(tmp_path, monkeypatch):
