@@ -232,3 +232,34 @@ def test_make_help_lists_every_target_with_a_line():
     described = {line.split()[1]: line.split(None, 2)[2] for line in shown}
     assert sorted(described) == sorted(phony)
     assert all(len(text) > 10 for text in described.values())
+
+
+def test_reproduce_numbers_the_stages_times_them_and_stops_cleanly_on_ctrl_c(tmp_path, monkeypatch, capsys):
+    prof = ci_profile(tmp_path, tmp_path / "mini")
+    monkeypatch.setattr(reproduce, "profile", lambda name: prof)
+    for name in ("AQA_PROGRESS", "PYTHONPATH"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    labels = []
+
+    def run_notebook(src, dst, parameters, label):
+        labels.append((label, src.name, parameters))
+        if interrupt_at == len(labels):
+            raise KeyboardInterrupt
+        return 2.0
+
+    monkeypatch.setattr(reproduce, "run_notebook", run_notebook)
+    interrupt_at = 3
+    assert reproduce.reproduce("ci") == 130
+    assert "interrupted in 03_base_pretraining.ipynb" in capsys.readouterr().err
+    assert not (prof.results_dir / "reproduce_timings.json").exists()
+
+    labels.clear()
+    interrupt_at = None
+    assert reproduce.reproduce("ci") == 0
+    assert [label for label, _, _ in labels][2:5] == ["[3/9] 03_base_pretraining.ipynb",
+                                                      "[4/9] 04_lora_finetuning_r8.ipynb",
+                                                      "[5/9] 04_lora_finetuning_r16.ipynb"]
+    assert labels[3][1:] == ("04_lora_finetuning.ipynb", {"PROFILE": "ci", "RANK": 8})
+    timings = json.loads((prof.results_dir / "reproduce_timings.json").read_text())
+    assert len(timings) == 9 and set(timings.values()) == {2.0}
+    assert "== summary (ci profile" in capsys.readouterr().out
