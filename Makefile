@@ -74,4 +74,6 @@ clean:
 
 ## list the targets with what each does
 help:
-	@awk '/^## /{doc=substr($$0, 4); next} /^[a-z-]+:/ && doc {sub(/:.*/, ""); printf "  make %-15s %s\n", $$0, doc} {doc=""}' $(MAKEFILE_LIST)
+	@awk '/^## / {doc = substr($$0, 4); next} \
+	      /^[a-z-]+:/ && doc {sub(/:.*/, ""); printf "  make %-15s %s\n", $$0, doc} \
+	      {doc = ""}' $(MAKEFILE_LIST)

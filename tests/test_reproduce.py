@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 from aqa_utils import workbook
-from aqa_utils.training import Trainer
+from aqa_utils.training import Trainer, read_metrics
 from aqa_utils.workbook import steps
 
 reproduce = sys.modules["aqa_utils.workbook.reproduce"]  # the package re-exports the function under the same name
@@ -95,8 +95,7 @@ def test_base_interrupted_in_pretraining_resumes_to_the_same_weights(uninterrupt
     assert json.loads((stage1 / "summary.json").read_text())["resumed"]
     assert not (stage1 / "checkpoints").exists()  # a finished run keeps only final/
     assert_same(tensors(uninterrupted.base_dir), tensors(prof.base_dir))
-    assert [json.loads(line) for line in (stage1 / "metrics.jsonl").read_text().splitlines()] == \
-        [json.loads(line) for line in (Path(uninterrupted.base_config().out_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert read_metrics(stage1) == read_metrics(uninterrupted.base_config().out_dir)
 
 
 def test_lora_interrupted_resumes_and_a_changed_config_starts_over(uninterrupted, tmp_path, monkeypatch):
@@ -157,7 +156,8 @@ def test_kernels_talk_over_ipc_and_relay_their_text_bars(tmp_path, capfd, monkey
     assert "[1/1] t.ipynb: 100%" in err and "5/5" in err  # the cell bar: parameters, injected parameters, 3 cells
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     transport, package = out.cells[2].outputs[0]["text"].split()
-    assert transport == "ipc" and Path(package).resolve() == Path(workbook.__file__).resolve().parents[1] / "__init__.py"
+    assert transport == "ipc"
+    assert Path(package).resolve() == Path(workbook.__file__).resolve().parents[1] / "__init__.py"
     bar = [o for o in out.cells[3].outputs if o.get("name") == "stderr"]
     assert len(bar) == 1 and "\r" not in bar[0]["text"] and bar[0]["text"].startswith("steps: 100%")
     assert [o["text"] for o in out.cells[4].outputs if o.get("name") == "stdout"] == ["widget\n"]
@@ -186,7 +186,8 @@ def test_kernel_stderr_keeps_finished_lines_and_shows_the_redrawn_one():
     live, out = SimpleNamespace(shown=[]), io.StringIO()
     live.set_description_str = live.shown.append
     relay = reproduce.KernelStderr(live, out)
-    for chunk in ("\rsteps:  10%", "\rsteps:  20%", "|##  |\r", "steps: 100%\n", "plain line\n", "\rbatches 1/2", "\r     \r"):
+    for chunk in ("\rsteps:  10%", "\rsteps:  20%", "|##  |\r", "steps: 100%\n", "plain line\n", "\rbatches 1/2",
+                  "\r     \r"):
         relay.write(chunk)
     assert out.getvalue().splitlines() == ["steps: 100%", "plain line"]
     assert live.shown == ["steps:  10%", "steps:  20%", "steps:  20%|##  |", "", "", "batches 1/2", ""]

@@ -25,7 +25,6 @@ from pathlib import Path
 from aqa_utils.workbook.profile import Profile, profile, repo_root
 from aqa_utils.workbook.steps import evaluation_dir
 
-
 NOTEBOOKS = (
     "01_data_exploration.ipynb",
     "02_augmentation.ipynb",
@@ -112,14 +111,22 @@ def _kernel_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([package_parent] + [p for p in paths if p])
 
 
+def _code_cells(notebook) -> int:
+    """The cells papermill executes (it skips markdown and empty code cells)."""
+    return sum(c.cell_type == "code" and bool(c.source.strip()) for c in notebook.cells)
+
+
 def run_notebook(src: Path, dst: Path, parameters: dict, label: str, file=None) -> float:
     """Execute ``src`` into ``dst`` with papermill, showing progress under ``label``; its seconds."""
+    import nbformat
     import papermill
     from tqdm.std import tqdm
 
     file = file or sys.stderr
     start = time.perf_counter()
-    cells = tqdm(total=None, desc=label, unit="cell", file=file, leave=True, dynamic_ncols=True)
+    # Known before the kernel starts (seconds): the code cells, plus the one papermill injects for the parameters.
+    planned = _code_cells(nbformat.read(src, as_version=4)) + bool(parameters)
+    cells = tqdm(total=planned, desc=label, unit="cell", file=file, leave=True, dynamic_ncols=True)
     live = tqdm(total=None, bar_format="{desc}", file=file, leave=False, dynamic_ncols=True)
     stop = threading.Event()
 
@@ -127,8 +134,8 @@ def run_notebook(src: Path, dst: Path, parameters: dict, label: str, file=None) 
         while not stop.wait(1.0):
             cells.refresh()
 
-    def count_cells(notebook, **_) -> None:
-        cells.total = sum(c.cell_type == "code" and bool(c.source.strip()) for c in notebook.cells)
+    def count_cells(notebook, **_) -> None:  # the notebook as papermill runs it
+        cells.total = _code_cells(notebook)
         cells.refresh()
 
     ticker = threading.Thread(target=tick, daemon=True)
