@@ -264,3 +264,24 @@ def test_reproduce_numbers_the_stages_times_them_and_stops_cleanly_on_ctrl_c(tmp
     timings = json.loads((prof.results_dir / "reproduce_timings.json").read_text())
     assert len(timings) == 9 and set(timings.values()) == {2.0}
     assert "== summary (ci profile" in capsys.readouterr().out
+
+
+def test_a_failing_notebook_names_its_cell_and_executed_copy(tmp_path, monkeypatch, capsys):
+    from papermill.exceptions import PapermillExecutionError
+
+    prof = ci_profile(tmp_path, tmp_path / "mini")
+    monkeypatch.setattr(reproduce, "profile", lambda name: prof)
+    for name in ("AQA_PROGRESS", "PYTHONPATH"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+
+    def run_notebook(src, dst, parameters, label):
+        if src.name.startswith("02_"):
+            raise PapermillExecutionError(3, 4, "NameError: name 'x' is not defined", "NameError",
+                                          "name 'x' is not defined", [])
+        return 1.0
+
+    monkeypatch.setattr(reproduce, "run_notebook", run_notebook)
+    assert reproduce.reproduce("ci") == 1
+    err = capsys.readouterr().err
+    assert "02_augmentation.ipynb failed in cell [4]" in err and "name 'x' is not defined" in err
+    assert str(prof.results_dir / "notebooks" / "02_augmentation.ipynb") in err

@@ -203,6 +203,8 @@ def summary(prof: Profile, seconds: float, split: str = "dev") -> list[str]:
 
 def reproduce(profile_name: str = "full") -> int:
     """Run every notebook top to bottom with papermill (04 once per rank); executed copies land in results/."""
+    from papermill.exceptions import PapermillExecutionError
+
     prof = profile(profile_name)
     nb_dir = repo_root() / "notebooks"
     out_dir = prof.results_dir / "notebooks"
@@ -217,6 +219,10 @@ def reproduce(profile_name: str = "full") -> int:
             print(f"\ninterrupted in {out_name}. The same command again reuses every finished stage and continues "
                   "an interrupted training stage from its last checkpoint.", file=sys.stderr)
             return 130
+        except PapermillExecutionError as err:  # a cell raised: its traceback, and where the executed copy is
+            print(f"\n{err}\n{out_name} failed in cell [{err.exec_count}] ({err.ename}: {err.evalue}); the executed "
+                  f"copy up to there: {_shown(out_dir / out_name)}", file=sys.stderr)
+            return 1
     (prof.results_dir / "reproduce_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print("\n".join(summary(prof, time.perf_counter() - start)))
     return 0
