@@ -1,9 +1,5 @@
 # The workbook's entry points. Every target that runs Python builds the environment first (.venv at the repo root).
-#   make test            unit tests (tests/) and notebook output checks (nbval over notebooks/*.ipynb)
-#   make reproduce       python -m aqa_utils reproduce: regenerate results/
-#   make lab             JupyterLab from the environment
-#   make bench           run benchmarks/*.py
-#   make clean           remove generated data/ and work/ (results/ is kept: it is the record)
+# `make help` lists them: the "## " comment above each target is its line there.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -30,7 +26,7 @@ export MPLBACKEND := Agg
 
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: venv test test-unit test-notebooks reproduce lab bench clean
+.PHONY: help venv test test-unit test-notebooks reproduce lab bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,31 +35,45 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -e '.[notebooks,dev]'
 	touch $@
 
+## create .venv and install the package with its notebook and test extras
 venv: $(STAMP)
 
+## unit tests, then the notebooks under nbval (CI profile) (the default target)
 test: test-unit test-notebooks
 
 # pytest exits 5 when it collects nothing; make treats any non-zero exit as failure, so an empty suite fails.
+## unit tests (tests/)
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/
 
-# The notebooks run in the short CI profile (aqa_utils/workbook.py) from a clean work/ci, so their outputs are
+# The notebooks run in the short CI profile (aqa_utils/workbook/profile.py) from a clean work/ci, so their outputs are
 # the ones stored in the notebooks.
+## nbval over notebooks/*.ipynb in the CI profile, from a clean work/ci
 test-notebooks: $(STAMP)
 	$(if $(NOTEBOOKS),,$(error no notebooks/*.ipynb to check: an empty notebook suite is a failure))
 	rm -rf work/ci
 	AQA_PROFILE=ci $(PY) -m pytest $(NBVAL_FLAGS) $(NOTEBOOKS)
 
+## run every notebook (full profile) and regenerate results/; resumes an interrupted run
 reproduce: $(STAMP)
 	$(PY) -m aqa_utils reproduce
 
 # Jupyter draws figures with its inline backend; the Agg exported above would hide them.
+## JupyterLab from the environment
 lab: $(STAMP)
 	env -u MPLBACKEND $(VENV)/bin/jupyter lab
 
+## run benchmarks/*.py (writes results/bench/)
 bench: $(STAMP)
 	$(if $(BENCHMARKS),,$(error no benchmarks/*.py to run))
 	for script in $(BENCHMARKS); do echo "== $$script"; $(PY) "$$script"; done
 
+## remove generated data/ and work/ (results/ is kept: it is the record)
 clean:
 	rm -rf data/ work/
+
+## list the targets with what each does
+help:
+	@awk '/^## / {doc = substr($$0, 4); next} \
+	      /^[a-z-]+:/ && doc {sub(/:.*/, ""); printf "  make %-15s %s\n", $$0, doc} \
+	      {doc = ""}' $(MAKEFILE_LIST)

@@ -139,6 +139,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    # Importing the workbook loads PyTorch: seconds on a small machine, which should not pass in silence.
+    print(f"reproduce ({args.profile} profile): loading the package", file=sys.stderr, flush=True)
     from aqa_utils.workbook import reproduce
 
     return reproduce(profile_name=args.profile)

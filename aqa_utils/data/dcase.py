@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from aqa_utils.audio import AudioError, read_audio
 from aqa_utils.config import AudioConfig
 from aqa_utils.data.layout import MAX_CHOICES, QUESTION_DIR, SPLITS
+from aqa_utils.progress import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from aqa_utils.audio import ClipCache, pad_window_batch
 from aqa_utils.config import AudioConfig
@@ -26,6 +25,7 @@ from aqa_utils.data.formats import EVAL_FORMAT, MCExample, eval_example, render_
 from aqa_utils.data.prompt import EOC, AF2Tokens, encode_prompts, encode_scoring
 from aqa_utils.evaluation.settings import EvalSettings
 from aqa_utils.model import AudioMemory
+from aqa_utils.progress import tqdm
 
 
 def core_of(model: Any) -> Any:

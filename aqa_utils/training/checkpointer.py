@@ -3,7 +3,9 @@
 A checkpoint (``checkpoints/step_<N>/``) holds what a run needs to continue bit-identically: the trainable weights,
 the persistent buffers (batch-norm statistics move in full training), optimizer, scheduler, every RNG state and
 the step. It is written to a temporary folder and renamed, and ``checkpoints/latest`` names the newest one, so a
-kill during a save never leaves a half checkpoint behind. Saving is the main process's job; the others wait.
+kill during a save never leaves a half checkpoint behind. Only the newest is kept (removed once ``latest`` names its
+successor): a full-training checkpoint of the tiny base is a few hundred MB with its optimizer state, and periodic
+saves would otherwise fill the disk. Saving is the main process's job; the others wait.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class Checkpointer:
         pointer = self.dir / "latest.tmp"
         pointer.write_text(final.name)
         os.replace(pointer, self.dir / "latest")
+        for old in self.dir.glob("step_*"):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
         self.barrier()
         return final
 

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from torch import nn
-from tqdm.auto import tqdm
 
 from aqa_utils.audio import ClipCache
 from aqa_utils.config import ModelConfig, TrainConfig, portable
@@ -38,6 +37,7 @@ from aqa_utils.lora import COMPONENTS, apply_lora, base_model_name, component_of
 from aqa_utils.model import build_model
 from aqa_utils.model_card import write_card
 from aqa_utils.model import checkpoint as release
+from aqa_utils.progress import tqdm
 from aqa_utils.training.checkpointer import Checkpointer
 from aqa_utils.training.examples import load_examples
 from aqa_utils.training.objectives import LanguageModelling, Tagging

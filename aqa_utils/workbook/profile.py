@@ -155,20 +155,25 @@ def profile(name: str | None = None) -> Profile:
             name=name, mini_root=root / "data" / "mini", base_dir=root / "work" / "base" / "af2-tiny",
             runs_dir=root / "results" / "runs", results_dir=root / "results",
             mini_sizes=dict(n_train=480, n_dev=240, n_eval=60, n_captions_train=600, n_captions_dev=100),
-            encoder_stage=_encoder_stage(epochs=10, batch_size=16, lr=3e-4),
+            # save_every: a checkpoint every ~20-40 s on 2 cores, so an interrupted `make reproduce` loses little.
+            encoder_stage=_encoder_stage(epochs=10, batch_size=16, lr=3e-4, save_every=50),
             base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), epochs=7, batch_size=8, lr=3e-3,
-                                   warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48),
+                                   warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48,
+                                   save_every=100),
             **recipe)
+        prof.lora_recipe = replace(prof.lora_recipe, save_every=100)
     else:
         ci = root / "work" / "ci"
         prof = Profile(
             name=name, mini_root=ci / "mini", base_dir=ci / "base" / "af2-tiny", runs_dir=ci / "runs",
             results_dir=ci / "results",
             mini_sizes=dict(n_train=48, n_dev=24, n_eval=6, n_captions_train=32, n_captions_dev=8),
-            encoder_stage=_encoder_stage(epochs=1, batch_size=8, lr=3e-4, progress=False),
+            # Checkpoints mid-stage here too, so that interrupting a CI run exercises the resume path.
+            encoder_stage=_encoder_stage(epochs=1, batch_size=8, lr=3e-4, progress=False, save_every=2),
             base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), max_steps=4, batch_size=4,
-                                   lr=3e-3, warmup_steps=1, val_split="dev", max_val_examples=8),
+                                   lr=3e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=2),
             **recipe)
+        prof.lora_recipe = replace(prof.lora_recipe, save_every=2)
     if settings.get("AQA_DCASE_ROOT"):
         prof.dcase_root = Path(settings["AQA_DCASE_ROOT"])
         prof.train_split = settings.get("AQA_TRAIN_SPLIT", prof.train_split)

@@ -7,7 +7,9 @@ Each step reuses what an earlier run finished with exactly the same configuratio
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,20 +33,48 @@ def ensure_mini_benchmark(prof: Profile) -> Path:
     return prof.data_root
 
 
+# How often a run checkpoints and whether it draws a bar do not change what it trains.
+_NOT_RESULTS = ("save_every", "progress")
+
+
+def _result_settings(train: dict) -> dict:
+    return {k: v for k, v in json.loads(json.dumps(train)).items() if k not in _NOT_RESULTS}
+
+
+def same_config(run: Path, cfg) -> bool:
+    """``run`` was started with ``cfg`` (up to settings that do not change the result)."""
+    path = run / "config.json"
+    saved = json.loads(path.read_text()).get("train") if path.exists() else None
+    # the trainer writes repo-relative paths (config.portable)
+    return saved is not None and _result_settings(saved) == _result_settings(portable(cfg.to_dict()))
+
+
 def finished_with(run: Path, cfg) -> bool:
-    """A run folder holds a finished run of exactly this configuration (so reusing it is safe)."""
-    if not (run / "summary.json").exists() or not (run / "config.json").exists():
-        return False
-    saved = json.loads((run / "config.json").read_text()).get("train")
-    return saved == json.loads(json.dumps(portable(cfg.to_dict())))  # the trainer writes repo-relative paths
+    """A run folder holds a finished run of this configuration (``same_config``), so reusing it is safe."""
+    return (run / "summary.json").exists() and same_config(run, cfg)
+
+
+def _fit(cfg) -> Path:
+    """Train ``cfg`` to the end; its ``final/``. A run of the same configuration that was interrupted (Ctrl-C, a
+    kill) continues from its last checkpoint (``Trainer.fit`` resumes exactly); one of another configuration is
+    thrown away. A finished run keeps only ``final/``: the checkpoints served only to resume it."""
+    from aqa_utils.training import Trainer
+
+    run = Path(cfg.out_dir)
+    if not same_config(run, cfg):
+        shutil.rmtree(run, ignore_errors=True)
+    elif (run / "checkpoints" / "latest").exists():
+        print(f"{run.name}: resuming the interrupted run from {(run / 'checkpoints' / 'latest').read_text()}",
+              file=sys.stderr)  # a status line: make reproduce relays the kernels' stderr to the terminal
+    Trainer(cfg).fit()
+    shutil.rmtree(run / "checkpoints", ignore_errors=True)
+    return run / "final"
 
 
 def ensure_base(prof: Profile, retrain: bool = False) -> Path:
     """The base checkpoint (release layout): the real AF2 when given, else the tiny base pretrained here in two
     stages (stage 0: CLAP learns to tag sounds; stage 1: CLAP frozen, the rest learns captions and
-    multiple-choice questions)."""
-    from aqa_utils.training import Trainer
-
+    multiple-choice questions). A finished stage is reused, an interrupted one resumed (see ``_fit``)."""
     if prof.real_checkpoint:
         return prof.base_dir
     stages = (prof.encoder_config(), prof.base_config())
@@ -54,13 +84,21 @@ def ensure_base(prof: Profile, retrain: bool = False) -> Path:
     ensure_mini_benchmark(prof)
     for system in prof.systems()[1:]:  # adapters of an older base would otherwise be reused with the new one
         shutil.rmtree(system.run_dir, ignore_errors=True)
-    summary = {}
+    final, trained = None, retrain
     for cfg in stages:
-        shutil.rmtree(cfg.out_dir, ignore_errors=True)
-        summary = Trainer(cfg).fit()
-    prof.base_dir.parent.mkdir(parents=True, exist_ok=True)
+        # A stage trained now invalidates the next one, whose config names the same path for its starting point.
+        if trained or not finished_with(Path(cfg.out_dir), cfg):
+            if trained:
+                shutil.rmtree(cfg.out_dir, ignore_errors=True)
+            trained = True
+            _fit(cfg)
+        final = Path(cfg.out_dir) / "final"
+    # Copied beside and renamed: an interrupted copy never looks like a finished base.
+    tmp = prof.base_dir.with_name(prof.base_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(final, tmp)
     shutil.rmtree(prof.base_dir, ignore_errors=True)
-    shutil.copytree(summary["final"], prof.base_dir)
+    os.replace(tmp, prof.base_dir)
     return prof.base_dir
 
 
@@ -76,15 +114,16 @@ def base_audio_reliance(prof: Profile, checkpoint: str | Path | None = None, exa
 
 
 def train_lora(prof: Profile, system: System, retrain: bool = False) -> dict:
-    """LoRA fine-tuning of ``system``; returns the run summary (reuses a finished run unless ``retrain``)."""
-    from aqa_utils.training import Trainer
-
+    """LoRA fine-tuning of ``system``; returns the run summary (reuses a finished run unless ``retrain``, resumes an
+    interrupted one)."""
     cfg = prof.lora_config(system)
     if not retrain and finished_with(system.run_dir, cfg):
         return json.loads((system.run_dir / "summary.json").read_text())
-    shutil.rmtree(system.run_dir, ignore_errors=True)
     ensure_base(prof)
-    return Trainer(cfg).fit()
+    if retrain:
+        shutil.rmtree(system.run_dir, ignore_errors=True)
+    _fit(cfg)
+    return json.loads((system.run_dir / "summary.json").read_text())
 
 
 def load_system(prof: Profile, system: System):

@@ -1,0 +1,287 @@
+"""``make reproduce`` as a user lives it: an interrupted stage resumes to the same weights, a changed one starts over,
+the notebook kernels talk over IPC (no unencrypted-TCP warning) and relay their text bars (widgets when run by hand),
+Ctrl-C stops the kernel, and the summary is read from the evaluation files.
+
+Cost: the training tests pretrain the CI profile's tiny base twice (4 + 4 steps each; a full-mode step takes seconds)
+and run its 3-step LoRA four times; the kernel tests start two Python kernels.
+"""
+
+from __future__ import annotations
+
+import _thread
+import io
+import json
+import os
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from aqa_utils import workbook
+from aqa_utils.training import Trainer, read_metrics
+from aqa_utils.workbook import steps
+
+reproduce = sys.modules["aqa_utils.workbook.reproduce"]  # the package re-exports the function under the same name
+
+
+def ci_profile(root: Path, mini: Path):
+    """The CI profile with its base, runs and results under ``root`` and a shared mini benchmark."""
+    return replace(workbook.profile("ci"), mini_root=mini, base_dir=root / "base" / "af2-tiny",
+                   runs_dir=root / "runs", results_dir=root / "results")
+
+
+class CtrlC:
+    """Patches ``Trainer.train_step`` to raise KeyboardInterrupt (what Ctrl-C raises) before step ``at`` of the
+    runs on ``corpus``, once; counts the trainers built per corpus."""
+
+    def __init__(self, monkeypatch, corpus: str | None = None, at: int = 0):
+        self.built, self.fired = [], False
+        real_step, real_init = Trainer.train_step, Trainer.__init__
+
+        def train_step(trainer, step):
+            if not self.fired and trainer.cfg.corpus == corpus and step == at:
+                self.fired = True
+                raise KeyboardInterrupt
+            return real_step(trainer, step)
+
+        def init(trainer, cfg):
+            self.built.append(cfg.corpus)
+            real_init(trainer, cfg)
+
+        monkeypatch.setattr(Trainer, "train_step", train_step)
+        monkeypatch.setattr(Trainer, "__init__", init)
+
+
+def tensors(folder: Path) -> dict[str, torch.Tensor]:
+    return {f"{f.name}:{k}": v for f in sorted(folder.rglob("*.safetensors")) for k, v in load_file(str(f)).items()}
+
+
+def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a and a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The CI base and a LoRA r=8 run, trained without interruption."""
+    root = tmp_path_factory.mktemp("reference")
+    prof = ci_profile(root, root / "mini")
+    steps.ensure_base(prof)
+    steps.train_lora(prof, prof.lora_system(8))
+    return prof
+
+
+def test_base_interrupted_in_pretraining_resumes_to_the_same_weights(uninterrupted, tmp_path, monkeypatch):
+    prof = ci_profile(tmp_path, uninterrupted.mini_root)
+    stage1 = Path(prof.base_config().out_dir)
+    assert prof.base_config().save_every == 2 and prof.base_config().max_steps == 4
+    with pytest.raises(KeyboardInterrupt):
+        CtrlC(monkeypatch, corpus="captions", at=3)  # stage 1 has saved step 2 and trained step 3
+        steps.ensure_base(prof)
+    assert (stage1 / "checkpoints" / "latest").read_text() == "step_000002"
+    assert not (stage1 / "summary.json").exists() and not prof.base_dir.exists()
+    assert (Path(prof.encoder_config().out_dir) / "summary.json").exists()
+
+    again = CtrlC(monkeypatch)
+    steps.ensure_base(prof)
+    assert again.built == ["captions"]  # stage 0 reused, stage 1 resumed
+    assert json.loads((stage1 / "summary.json").read_text())["resumed"]
+    assert not (stage1 / "checkpoints").exists()  # a finished run keeps only final/
+    assert_same(tensors(uninterrupted.base_dir), tensors(prof.base_dir))
+    assert read_metrics(stage1) == read_metrics(uninterrupted.base_config().out_dir)
+
+
+def test_lora_interrupted_resumes_and_a_changed_config_starts_over(uninterrupted, tmp_path, monkeypatch):
+    prof = uninterrupted  # its finished base is reused; the adapter goes to a run folder of its own
+    system = workbook.System(8, 0, tmp_path / "lora_r8")
+    with pytest.raises(KeyboardInterrupt):
+        CtrlC(monkeypatch, corpus="questions", at=2)  # after the checkpoint of step 2
+        steps.train_lora(prof, system)
+    assert (system.run_dir / "checkpoints" / "latest").read_text() == "step_000002"
+    summary = steps.train_lora(prof, system)
+    assert summary["resumed"] and summary["steps"] == 3
+    assert_same(tensors(uninterrupted.lora_system(8).adapter), tensors(system.adapter))
+
+    # A new learning rate: the interrupted run of the old one is thrown away, not resumed.
+    with pytest.raises(KeyboardInterrupt):
+        CtrlC(monkeypatch, corpus="questions", at=2)
+        steps.train_lora(prof, system, retrain=True)
+    changed = replace(prof, lora_recipe=replace(prof.lora_recipe, lr=prof.lora_recipe.lr / 2))
+    summary = steps.train_lora(changed, system)
+    assert not summary["resumed"] and summary["steps"] == 3
+    # Checkpointing more or less often is not a change of what is trained: the finished run is reused.
+    sparser = replace(changed, lora_recipe=replace(changed.lora_recipe, save_every=0))
+    assert steps.finished_with(system.run_dir, sparser.lora_config(system))
+
+
+# ------------------------------------------------------------------------------------------------ the kernels
+def tiny_notebook(path: Path, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell("STEPS = 1")
+    parameters.metadata["tags"] = ["parameters"]
+    nb.cells = [parameters] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+def kernel_environment(monkeypatch) -> None:
+    """``reproduce._kernel_environment``, undone after the test."""
+    for name in ("AQA_PROGRESS", "PYTHONPATH"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    reproduce._kernel_environment()
+
+
+def test_kernels_talk_over_ipc_and_relay_their_text_bars(tmp_path, capfd, monkeypatch):
+    kernel_environment(monkeypatch)
+    src = tiny_notebook(
+        tmp_path / "t.ipynb",
+        "import sys, aqa_utils\nfrom ipykernel.kernelapp import IPKernelApp\n"
+        "print(IPKernelApp.instance().transport, aqa_utils.__file__)\nprint('a kernel warning', file=sys.stderr)",
+        "from aqa_utils.progress import tqdm\nfor _ in tqdm(range(STEPS), desc='steps', mininterval=0):\n    pass",
+        "import os\nfrom tqdm.notebook import tqdm_notebook\ndel os.environ['AQA_PROGRESS']  # as in JupyterLab\n"
+        "print('widget' if isinstance(tqdm(total=1), tqdm_notebook) else 'text')")
+    seconds = reproduce.run_notebook(src, tmp_path / "out.ipynb", {"STEPS": 5}, "[1/1] t.ipynb")
+    err = capfd.readouterr().err
+    assert seconds > 0
+    assert "without encryption" not in err and "TCP" not in err
+    assert "a kernel warning" in err and "steps: 100%" in err and "5/5" in err  # the kernel's stderr, relayed
+    assert "[1/1] t.ipynb: 100%" in err and "5/5" in err  # the cell bar: parameters, injected parameters, 3 cells
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    transport, package = out.cells[2].outputs[0]["text"].split()
+    assert transport == "ipc"
+    assert Path(package).resolve() == Path(workbook.__file__).resolve().parents[1] / "__init__.py"
+    bar = [o for o in out.cells[3].outputs if o.get("name") == "stderr"]
+    assert len(bar) == 1 and "\r" not in bar[0]["text"] and bar[0]["text"].startswith("steps: 100%")
+    assert [o["text"] for o in out.cells[4].outputs if o.get("name") == "stdout"] == ["widget\n"]
+
+
+def test_ctrl_c_stops_the_kernel(tmp_path, monkeypatch):
+    kernel_environment(monkeypatch)
+    pid_file = tmp_path / "kernel.pid"
+    src = tiny_notebook(tmp_path / "t.ipynb", f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))",
+                        "time.sleep(120)")
+
+    def ctrl_c_once_the_kernel_sleeps():
+        while not pid_file.exists() or not pid_file.read_text():
+            threading.Event().wait(0.1)
+        threading.Event().wait(1.0)
+        _thread.interrupt_main()
+
+    threading.Thread(target=ctrl_c_once_the_kernel_sleeps, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.run_notebook(src, tmp_path / "out.ipynb", {}, "t", file=io.StringIO())
+    with pytest.raises(ProcessLookupError):  # killed and reaped before run_notebook returned
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_kernel_stderr_keeps_finished_lines_and_shows_the_redrawn_one():
+    live, out = SimpleNamespace(shown=[]), io.StringIO()
+    live.set_description_str = live.shown.append
+    relay = reproduce.KernelStderr(live, out)
+    for chunk in ("\rsteps:  10%", "\rsteps:  20%", "|##  |\r", "steps: 100%\n", "plain line\n", "\rbatches 1/2",
+                  "\r     \r"):
+        relay.write(chunk)
+    assert out.getvalue().splitlines() == ["steps: 100%", "plain line"]
+    assert live.shown == ["steps:  10%", "steps:  20%", "steps:  20%|##  |", "", "", "batches 1/2", ""]
+
+
+# ------------------------------------------------------------------------------------------------ the summary
+def test_summary_reads_the_evaluation_files(tmp_path):
+    prof = ci_profile(tmp_path, tmp_path / "mini")
+    for k, system in enumerate(prof.systems()):
+        folder = workbook.evaluation_dir(prof, "dev", system)
+        folder.mkdir(parents=True)
+        rep = {"micro": 0.5 + k / 10, "micro_ci": [0.4 + k / 10, 0.6 + k / 10], "domain_average": 0.25,
+               "domain_average_ci": [0.2, 0.3]}
+        (folder / "metrics.json").write_text(json.dumps({"settings": {"primary": "score"},
+                                                         "metrics": {"score": rep, "generate": {}}}))
+        pd.DataFrame({"correct": [True, False] * 20}).to_csv(folder / "predictions.csv", index=False)
+    (prof.results_dir / "README.md").write_text("# results\n")
+    text = "\n".join(reproduce.summary(prof, 125.0))
+    rows = {line.split("  ")[0]: line for line in text.splitlines()}
+    assert "50.0 [40.0, 60.0]" in rows["base (zero-shot)"] and "25.0 [20.0, 30.0]" in rows["base (zero-shot)"]
+    assert "80.0 [70.0, 90.0]" in rows["LoRA r=32"]
+    assert "beats it with 95% confidence: yes" in text  # identical answers: no rank beats r=8
+    assert "total time: 2 min 05 s" in text
+    assert f"results: {prof.results_dir / 'README.md'}" in text
+    assert "figures:" not in text and "HTML:" not in text  # printed only once they exist
+    (prof.results_dir / "figures").mkdir()
+    assert "figures:" in "\n".join(reproduce.summary(prof, 1.0))
+
+
+def test_summary_without_evaluations_says_so(tmp_path):
+    text = "\n".join(reproduce.summary(ci_profile(tmp_path, tmp_path / "mini"), 3.0))
+    assert "no evaluation files under" in text and "rank saturation" not in text
+
+
+def test_make_help_lists_every_target_with_a_line():
+    import re
+    import subprocess
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", makefile, re.M).group(1).split()
+    shown = subprocess.run(["make", "-s", "help"], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    described = {line.split()[1]: line.split(None, 2)[2] for line in shown}
+    assert sorted(described) == sorted(phony)
+    assert all(len(text) > 10 for text in described.values())
+
+
+def test_reproduce_numbers_the_stages_times_them_and_stops_cleanly_on_ctrl_c(tmp_path, monkeypatch, capsys):
+    prof = ci_profile(tmp_path, tmp_path / "mini")
+    monkeypatch.setattr(reproduce, "profile", lambda name: prof)
+    for name in ("AQA_PROGRESS", "PYTHONPATH"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    labels = []
+
+    def run_notebook(src, dst, parameters, label):
+        labels.append((label, src.name, parameters))
+        if interrupt_at == len(labels):
+            raise KeyboardInterrupt
+        return 2.0
+
+    monkeypatch.setattr(reproduce, "run_notebook", run_notebook)
+    interrupt_at = 3
+    assert reproduce.reproduce("ci") == 130
+    assert "interrupted in 03_base_pretraining.ipynb" in capsys.readouterr().err
+    assert not (prof.results_dir / "reproduce_timings.json").exists()
+
+    labels.clear()
+    interrupt_at = None
+    assert reproduce.reproduce("ci") == 0
+    assert [label for label, _, _ in labels][2:5] == ["[3/9] 03_base_pretraining.ipynb",
+                                                      "[4/9] 04_lora_finetuning_r8.ipynb",
+                                                      "[5/9] 04_lora_finetuning_r16.ipynb"]
+    assert labels[3][1:] == ("04_lora_finetuning.ipynb", {"PROFILE": "ci", "RANK": 8})
+    timings = json.loads((prof.results_dir / "reproduce_timings.json").read_text())
+    assert len(timings) == 9 and set(timings.values()) == {2.0}
+    assert "== summary (ci profile" in capsys.readouterr().out
+
+
+def test_a_failing_notebook_names_its_cell_and_executed_copy(tmp_path, monkeypatch, capsys):
+    from papermill.exceptions import PapermillExecutionError
+
+    prof = ci_profile(tmp_path, tmp_path / "mini")
+    monkeypatch.setattr(reproduce, "profile", lambda name: prof)
+    for name in ("AQA_PROGRESS", "PYTHONPATH"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+
+    def run_notebook(src, dst, parameters, label):
+        if src.name.startswith("02_"):
+            raise PapermillExecutionError(3, 4, "NameError: name 'x' is not defined", "NameError",
+                                          "name 'x' is not defined", [])
+        return 1.0
+
+    monkeypatch.setattr(reproduce, "run_notebook", run_notebook)
+    assert reproduce.reproduce("ci") == 1
+    err = capsys.readouterr().err
+    assert "02_augmentation.ipynb failed in cell [4]" in err and "name 'x' is not defined" in err
+    assert str(prof.results_dir / "notebooks" / "02_augmentation.ipynb") in err
