@@ -161,7 +161,6 @@ def profile(name: str | None = None) -> Profile:
                                    warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48,
                                    save_every=100),
             **recipe)
-        prof.lora_recipe = replace(prof.lora_recipe, save_every=100)
     else:
         ci = root / "work" / "ci"
         prof = Profile(
@@ -173,7 +172,6 @@ def profile(name: str | None = None) -> Profile:
             base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), max_steps=4, batch_size=4,
                                    lr=3e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=2),
             **recipe)
-        prof.lora_recipe = replace(prof.lora_recipe, save_every=2)
     if settings.get("AQA_DCASE_ROOT"):
         prof.dcase_root = Path(settings["AQA_DCASE_ROOT"])
         prof.train_split = settings.get("AQA_TRAIN_SPLIT", prof.train_split)
