@@ -49,40 +49,64 @@ def reproduce(profile_name: str = "full") -> int:
             timings[out_name] = round(time.perf_counter() - start, 1)
             print(f"{out_name}: {timings[out_name]} s")
     (prof.results_dir / "reproduce_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    from aqa_utils.workbook.report import export_html  # the results readable without Jupyter
+    print("static HTML:", len(export_html(prof)), "notebooks in", prof.results_dir / "html")
     return 0
 
 
-def write_results_readme(prof: Profile, results: dict, rank_table, comparison) -> Path:
-    """results/README.md: the headline table of the last run, beside the published numbers, with the verdict."""
-    from aqa_utils.analysis import headline_table
-    from aqa_utils.reported import REPORTED
+# Notebooks whose figures results/README.md embeds (the rest are linked): the base, the evaluation, the ranks.
+KEY_FIGURES = ("03_", "05_", "06_")
 
-    scored = {system.name: r.metrics["score"] for system, r in results.items()}
-    data = "DCASE dev" if prof.real_data else "mini benchmark dev (generated, seed 0)"
+
+def write_results_readme(prof: Profile, reports: dict[str, dict], rank_table, comparison,
+                         findings: dict[str, str]) -> Path:
+    """results/README.md: the key figures, the headline table of this run beside the published numbers, the
+    computed findings (``findings``: {section title: Markdown from ``analysis.findings``}), and links to every
+    executed notebook. ``reports``: {system name: accuracy report} of the headline mode."""
+    from aqa_utils.analysis import data_name, headline_table
+    from aqa_utils.analysis.findings import pct, versus_chance
+    from aqa_utils.reported import REPORTED
+    from aqa_utils.workbook.report import notebook_index
+
+    data = f"{data_name(prof.real_data)}, dev split"
     model = prof.model if prof.real_checkpoint else f"{prof.model} (pretrained here)"
-    reported = REPORTED[["system", "BQA", "TSQA", "CQA", "overall"]].copy()
+    chance = next(iter(reports.values()))["chance"]
+    figures = sorted((prof.results_dir / "figures").glob("*.png"))
+    key = [f for f in figures if f.name.startswith(KEY_FIGURES)]
     lines = [
         f"# Results ({prof.name} profile)",
         "",
-        f"Measured here: {model}, {data}, option scoring, accuracy % with bootstrap 95% intervals. "
-        "Regenerate with `make reproduce`; the executed notebooks are in `results/notebooks/`.",
+        f"Measured here: {model}, {data}, option scoring, accuracy % with bootstrap 95% intervals. Written by "
+        "notebook 06 from this run's numbers; regenerate with `make reproduce`.",
         "",
-        headline_table(scored).to_markdown(),
+        "## Key figures",
         "",
-        f"Chance level (mean of 1 / number of options): {100 * next(iter(scored.values()))['chance']:.1f}%. "
-        + "Above chance with 95% confidence (micro CI lower bound > chance): "
-        + ", ".join(f"{name}: {'yes' if rep['micro_ci'][0] > rep['chance'] else 'no'}" for name, rep in scored.items())
-        + ".",
+        *[f"![{f.stem}](figures/{f.name})\n" for f in key],
+        "Every figure: " + ", ".join(f"[{f.stem}](figures/{f.name})" for f in figures) + ".",
         "",
+        "## Headline (measured here)",
+        "",
+        headline_table(reports).to_markdown(),
+        "",
+        f"Chance level (mean of 1 / number of options): {pct(chance)}. Micro accuracy against chance (95% interval): "
+        + ", ".join(f"{name}: {versus_chance(rep['micro_ci'], chance)}" for name, rep in reports.items()) + ".",
+        "",
+    ]
+    for title, text in findings.items():
+        lines += [f"## {title}", "", text, ""]
+    lines += [
         "## Rank saturation (measured here)",
         "",
         rank_table.drop(columns=["train seconds"]).to_markdown(),
         "",
         comparison.to_markdown(),
         "",
-        "## Reported (published, DCASE dev; AF2-3B, not comparable to the tiny model's numbers above)",
+        "## Reported (published, DCASE dev; AF2-3B, not comparable to the numbers measured here unless the data and "
+        "model above say DCASE dev and af2-3b)",
         "",
-        reported.to_markdown(index=False),
+        REPORTED[["system", "BQA", "TSQA", "CQA", "overall"]].to_markdown(index=False),
+        "",
+        notebook_index(prof),
         "",
     ]
     path = prof.results_dir / "README.md"
