@@ -276,7 +276,7 @@ def test_results_readme_embeds_figures_and_links_notebooks_where_they_are(prof, 
     text = path.read_text()
     assert "![06_rank_saturation](figures/06_rank_saturation.png)" in text
     assert "![01_subsets]" not in text and "[01_subsets](figures/01_subsets.png)" in text  # linked, not embedded
-    assert "## Rank saturation\n\n- a computed sentence" in text
+    assert "### Rank saturation\n\n- a computed sentence" in text
     # Nothing executed by reproduce yet: the in-place notebooks, linked relative to the README.
     assert f"({os.path.relpath(REPO / 'notebooks', prof.results_dir)}/01_data_exploration.ipynb)" in text
     assert str(prof.results_dir) not in text  # no absolute path of this machine
@@ -302,3 +302,32 @@ def test_export_html_needs_executed_notebooks(prof):
 
     with pytest.raises(FileNotFoundError, match="no executed notebooks"):
         export_html(prof)
+
+
+def test_base_findings_timings_are_hidden_from_nbval_and_the_rest_compared():
+    """The findings cell is compared by nbval: its training times must be sanitized, its measurements not."""
+    import re
+
+    from nbval.plugin import get_sanitize_patterns  # the parser nbval itself uses
+
+    patterns = get_sanitize_patterns((REPO / "tests" / "nbval_sanitize.cfg").read_text())
+
+    def sanitized(seconds: float, val_map: float) -> str:
+        text = findings.base_findings("m", {"matched": 1.0, "shuffled": 2.0},
+                                      {"stage 0": {"seconds": seconds, "val_map": val_map, "val_ap": {"x": 0.5}},
+                                       "stage 1": {"seconds": 2 * seconds}})
+        for regex, replacement in patterns:
+            text = re.sub(regex, replacement, text)
+        return text
+
+    assert sanitized(28, 0.5) == sanitized(31.4, 0.5)
+    assert sanitized(28, 0.5) != sanitized(28, 0.6)
+    assert "**listens**" in sanitized(28, 0.5) and "+100%" in sanitized(28, 0.5)
+
+
+def test_evaluation_findings_name_ties_and_equal_unparsed_rates():
+    rep = accuracy_report(predictions([True, False] * 6), n_boot=50)
+    unparsed = {"unparsed_rate": 1.0}
+    text = findings.evaluation_findings({"a": rep, "b": rep}, "a", {}, {"a": unparsed, "b": unparsed})
+    assert "Every system ties at the top" in text and "100.0% of answers for every system unparsed" in text
+    assert "between" not in text

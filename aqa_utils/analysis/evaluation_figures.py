@@ -60,11 +60,11 @@ def plot_accuracy_by(reports: dict[str, dict], predictions: pd.DataFrame, by: st
         raise ValueError(f"plot_accuracy_by: by must be 'subset' or 'question_type', not {by!r}")
     errors = {n: np.array([[v - 100 * c[0], 100 * c[1] - v] for v, c in zip(values[n], cis[n])]).T.clip(min=0)
               for n in reports}
-    fig, ax = plt.subplots(figsize=(max(6.5, 0.9 * len(groups) * max(1, len(reports)) ** 0.5 + 2), 3.8))
+    fig, ax = plt.subplots(figsize=(min(15.0, max(6.0, 0.45 * len(groups) * len(reports) ** 0.5 + 2)), 3.8))
     _bars(ax, groups, values, errors, counts, chance_levels, colours)
     percent_axis(ax, "accuracy % (95% CI)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=3, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: bars reach 100%
     if by == "question_type":
         plt.setp(ax.get_xticklabels(), rotation=40, ha="right")
     fig.tight_layout()
@@ -80,7 +80,8 @@ def plot_positions(positions: dict[str, pd.DataFrame], title: str, colours: dict
     x = np.arange(len(labels))
     width = 0.8 / (len(positions) + 1)
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.bar(x - 0.4 + width / 2, 100 * first["true_share"], width, color="k", alpha=0.35, label="true answer")
+    ax.bar(x - 0.4 + width / 2, 100 * first["true_share"], width, facecolor="white", edgecolor="k", hatch="..",
+           label="true answer")
     for i, (name, table) in enumerate(positions.items(), start=1):
         ax.bar(x - 0.4 + (i + 0.5) * width, 100 * table["predicted_share"].reindex(labels, fill_value=0), width,
                label=f"{name} predicted", color=colours.get(name))
@@ -120,7 +121,7 @@ def plot_accuracy_vs(tables: dict[str, pd.DataFrame], title: str, colours: dict[
             acc = accuracy_by_bins(table, column, bins)
             x = np.arange(len(acc)) + dx
             ax.errorbar(x, 100 * acc["accuracy"], yerr=[100 * (acc["accuracy"] - acc["ci_low"]),
-                        100 * (acc["ci_high"] - acc["accuracy"])], marker="o", capsize=2, linestyle="-",
+                        100 * (acc["ci_high"] - acc["accuracy"])], marker="o", capsize=2, linestyle="none",
                         label=name, color=colours.get(name))
         ax.plot(np.arange(len(acc)), 100 * acc["chance"], "k:", label="chance")
         ticks = [f"{iv.left:.0f}-{iv.right:.0f}" for iv in acc.index] if bins is not None else [str(v) for v in acc.index]
@@ -149,13 +150,15 @@ def plot_robustness(robustness: dict[str, dict], title: str, colours: dict[str, 
         for dx, key in ((-0.2, "chance_mean_accuracy"), (0.2, "chance_consistent_accuracy")):
             if r.get(key) is not None:
                 ax.plot([i + dx - 0.19, i + dx + 0.19], [100 * r[key]] * 2, "k:", linewidth=1.2)
-    ax.bar([], [], color="0.6", label="mean over orderings (dots: each ordering)")
-    ax.bar([], [], color="0.6", alpha=0.45, hatch="//", label="right under every ordering")
-    ax.plot([], [], "k:", label="random guesser")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color="0.5", label="mean over orderings (dots: each ordering)"),
+                       Patch(facecolor="0.8", hatch="//", label="right under every ordering"),
+                       Line2D([], [], color="k", linestyle=":", label="random guesser")], fontsize=7, loc="upper right")
     ax.set_xticks(x, names, fontsize=8)
     percent_axis(ax, "accuracy %")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
 

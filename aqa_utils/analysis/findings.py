@@ -115,10 +115,10 @@ def base_findings(model: str, listening: dict[str, float] | None, stages: dict[s
             worst = min(known, key=known.get) if known else None
             lines.append(f"{name} tags sounds with dev mAP {summary['val_map']:.2f}"
                          + (f"; weakest class {worst} (AP {known[worst]:.2f})." if worst else "."))
-    if stages:
+    if stages:  # each duration right after "took": the nbval sanitizer hides timings only there
         total = sum(s["seconds"] for s in stages.values())
-        parts = " + ".join(f"{s['seconds']:.0f} s ({name})" for name, s in stages.items())
-        lines.append(f"Training took {parts} = {total / 60:.1f} min on this machine.")
+        parts = ", ".join(f"{name} took {s['seconds']:.0f} s" for name, s in stages.items())
+        lines.append(f"On this machine {parts}: pretraining took {total / 60:.1f} min in all.")
     return _bullets(lines)
 
 
@@ -128,8 +128,7 @@ def lora_findings(name: str, summary: dict, base_val_loss: float | None, fresh_c
     and its validation loss against the base's on the same questions."""
     trained = summary["lora_parameters"]["total"]
     lines = [f"{name} trained {trained:,} parameters; a freshly built model with the same LoRA settings has "
-             f"{fresh_count:,} ({'the same count' if trained == fresh_count else 'a DIFFERENT count'}), and nothing "
-             "else trained."]
+             f"{fresh_count:,} ({'the same count' if trained == fresh_count else 'a DIFFERENT count'})."]
     if base_val_loss is not None and summary.get("val_loss") is not None:
         change = (summary["val_loss"] - base_val_loss) / base_val_loss
         word = "lower" if change < -0.005 else "higher" if change > 0.005 else "unchanged"
@@ -151,17 +150,20 @@ def evaluation_findings(reports: dict[str, dict], base: str, paired: dict[str, d
         lines.append(f"Against {base} on the same questions (paired bootstrap): " + "; ".join(
             f"{name} {100 * d['difference']:+.1f} points {interval(d['ci'])}, **{difference_verdict(d['ci'])}**"
             for name, d in paired.items()) + ".")
-    best = max(reports, key=lambda n: reports[n][metric])
-    per = reports[best]["per_subset"]
-    weakest = min(per, key=per.get)
-    lines.append(f"The best system here ({best}) is weakest on {weakest} ({pct(per[weakest])}) and strongest on "
+    top = max(r[metric] for r in reports.values())
+    best = [n for n, r in reports.items() if r[metric] == top]
+    per = reports[best[0]]["per_subset"]
+    who = f"The best system here ({best[0]})" if len(best) == 1 else \
+        f"{'Every system ties' if len(best) == len(reports) else ', '.join(best) + ' tie'} at the top"
+    lines.append(f"{who}: weakest on {min(per, key=per.get)} ({pct(min(per.values()))}), strongest on "
                  f"{max(per, key=per.get)} ({pct(max(per.values()))}).")
     if generated:
         unparsed = {n: g["unparsed_rate"] for n, g in generated.items()}
-        worst = max(unparsed, key=unparsed.get)
-        lines.append(f"Generating then parsing (AF2's protocol) leaves between {pct(min(unparsed.values()))} and "
-                     f"{pct(unparsed[worst])} ({worst}) of answers unparsed, counted wrong; option scoring never "
-                     "does, which is why it is the headline here.")
+        low, high = min(unparsed.values()), max(unparsed.values())
+        share = f"{pct(low)} of answers for every system" if low == high else \
+            f"between {pct(low)} and {pct(high)} of answers ({max(unparsed, key=unparsed.get)})"
+        lines.append(f"Generating then parsing (AF2's protocol) leaves {share} unparsed, counted wrong; option "
+                     "scoring never does, which is why it is the headline here.")
     return _bullets(lines)
 
 

@@ -111,7 +111,7 @@ def plot_lora_losses(systems: list, model: str, base_val_loss: float | None = No
         ax.axhline(base_val_loss, color="k", linestyle=":", label="base validation (before LoRA)")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss per answer token (nats)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.05)  # from 0, with room above the highest line
     ax.set_title(f"LoRA on {model}: train loss (moving average) and validation loss", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

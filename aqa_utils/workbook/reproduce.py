@@ -92,12 +92,13 @@ def write_results_readme(prof: Profile, reports: dict[str, dict], rank_table, co
         + ", ".join(f"{name}: {versus_chance(rep['micro_ci'], chance)}" for name, rep in reports.items()) + ".",
         "",
     ]
+    lines += ["## Findings (computed from the numbers here)", ""]
     for title, text in findings.items():
-        lines += [f"## {title}", "", text, ""]
+        lines += [f"### {title}", "", text, ""]
     lines += [
         "## Rank saturation (measured here)",
         "",
-        rank_table.drop(columns=["train seconds"]).to_markdown(),
+        rank_table.drop(columns=["train seconds"]).reset_index().to_markdown(index=False),
         "",
         comparison.to_markdown(),
         "",
