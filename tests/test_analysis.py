@@ -331,3 +331,17 @@ def test_evaluation_findings_name_ties_and_equal_unparsed_rates():
     text = findings.evaluation_findings({"a": rep, "b": rep}, "a", {}, {"a": unparsed, "b": unparsed})
     assert "Every system ties at the top" in text and "100.0% of answers for every system unparsed" in text
     assert "between" not in text
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("0[1-6]_*.ipynb")), ids=lambda p: p.name)
+def test_every_drawing_cell_of_the_stored_notebooks_has_its_figure(path):
+    """The CI copies nbval re-executes: each cell that draws (``figures.show``) holds an image output, and each
+    finding is a computed Markdown output, not typed prose."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    drawing = [c for c in code if "figures.show(" in c.source]
+    assert drawing, f"{path.name}: no figure drawn"
+    missing = [c.source.splitlines()[0] for c in drawing
+               if not any("image/png" in o.get("data", {}) for o in c.outputs)]
+    assert missing == [], f"{path.name}: drawing cells without an image output"
+    assert any("text/markdown" in o.get("data", {}) for c in code if "findings" in c.source for o in c.outputs)
