@@ -226,8 +226,9 @@ def test_figure_saver_writes_the_png_and_closes_the_figure(tmp_path):
     saver = FigureSaver(tmp_path / "figures")
     fig, ax = plt.subplots()
     ax.plot([1, 2])
-    path = saver.show(fig, "00_line")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not plt.fignum_exists(fig.number)
+    assert saver.show(fig, "00_line") is None  # nothing for a notebook cell to echo
+    path = tmp_path / "figures" / "00_line.png"
+    assert saver.path("00_line") == path and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not plt.fignum_exists(fig.number)
     with pytest.raises(ValueError, match="plain file stem"):
         saver.show(plt.figure(), "a/b")
 

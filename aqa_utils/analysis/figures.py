@@ -33,23 +33,27 @@ class FigureSaver:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
 
-    def show(self, fig, name: str) -> Path:
+    def path(self, name: str) -> Path:
         if not name or any(c in name for c in "/\\ "):
             raise ValueError(f"figure name {name!r}: use a plain file stem such as '05_accuracy_per_subset'")
+        return self.folder / f"{name}.png"
+
+    def show(self, fig, name: str) -> None:
+        """Returns None, so a notebook cell ending in ``show(...)`` displays nothing else (nbval would otherwise
+        compare the returned path)."""
+        path = self.path(name)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
         plt.close(fig)  # the inline backend would otherwise draw it a second time at the end of the cell
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{name}.png"
         path.write_bytes(buffer.getvalue())
         try:
             from IPython import get_ipython
             from IPython.display import Image, display
         except ImportError:  # plain Python (the CLI): the file is the output
-            return path
+            return
         if get_ipython() is not None:
             display(Image(data=buffer.getvalue(), format="png"))
-        return path
 
 
 def percent_axis(ax, label: str, honest: bool = True) -> None:
