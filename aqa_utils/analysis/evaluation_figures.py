@@ -185,10 +185,12 @@ def plot_rank_saturation(table: pd.DataFrame, base: dict, model: str, data: str,
             mean, lo, hi = seed_interval(accs)
             ax.errorbar(p, mean, yerr=[[mean - lo], [hi - mean]], fmt="D", color=rank_colour(rank), markersize=9,
                         markeredgecolor="k", capsize=6, linewidth=2)
-        ax.annotate(f"r={rank}", (p, float(np.max(accs))), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        top = max(ci[1] for ci in rows["95% CI"])
+        ax.annotate(f"r={rank}", (p, top), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=8)
     ax.axhline(100 * base[metric], color=rank_colour(0), linestyle="--", label=f"base {100 * base[metric]:.1f}%")
     ax.axhline(100 * base["chance"], color="k", linestyle=":", label=f"chance {100 * base['chance']:.1f}%")
     ax.set_xscale("log")
+    ax.margins(x=0.15)
     ax.set_xlabel(f"trainable LoRA parameters ({model})")
     percent_axis(ax, f"{metric_name(metric)} % (95% CI)")
     n_seeds = int(table.groupby(level="rank").size().max())
@@ -204,6 +206,7 @@ def plot_rank_saturation(table: pd.DataFrame, base: dict, model: str, data: str,
             ax2.annotate(f"r={r}: {reported[r]:.2f}%", (xv, reported[r]), textcoords="offset points", xytext=(4, -14),
                          fontsize=8)
         ax2.set_xscale("log")
+        ax2.margins(x=0.15)
         ax2.set_xlabel("trainable LoRA parameters (AF2-3B)" if reported_params else "rank")
         percent_axis(ax2, "overall accuracy % (reported)")
         ax2.set_title("reported: AF2-3B + LoRA, DCASE dev (not comparable with the left)", fontsize=9)

@@ -69,6 +69,7 @@ def plot_listening(listening: dict[str, float], model: str):
     for i, n in enumerate(names):
         ax.annotate(f"{listening[n]:.2f}", (i, listening[n]), ha="center", va="bottom", fontsize=9)
     ax.set_ylabel("loss per answer token (nats)")
+    ax.set_ylim(0, 1.15 * max(listening.values()))  # room for the value labels
     ax.set_title(f"Does the {model} base listen?", fontsize=10)
     fig.tight_layout()
     return fig
