@@ -11,24 +11,30 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import nbformat  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from aqa_utils.analysis import (  # noqa: E402
-    FigureSaver, headline_table, paired_difference, position_test, rank_comparison, rank_table, seed_interval,
+from aqa_utils.analysis import (
+    FigureSaver,
+    findings,
+    headline_table,
+    paired_difference,
+    position_test,
+    rank_comparison,
+    rank_table,
+    seed_interval,
 )
-from aqa_utils.analysis import findings  # noqa: E402
-from aqa_utils.analysis.evaluation_figures import accuracy_by_bins, plot_accuracy_by, plot_rank_saturation  # noqa: E402
-from aqa_utils.analysis.figures import wilson  # noqa: E402
-from aqa_utils.analysis.tables import expected_positions  # noqa: E402
-from aqa_utils.metrics import accuracy_report  # noqa: E402
+from aqa_utils.analysis.evaluation_figures import (
+    accuracy_by_bins,
+    plot_accuracy_by,
+    plot_rank_saturation,
+)
+from aqa_utils.analysis.figures import wilson
+from aqa_utils.analysis.tables import expected_positions
+from aqa_utils.metrics import accuracy_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -245,9 +251,9 @@ def test_an_executed_notebook_keeps_its_figures_under_agg(tmp_path):
     source, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
     nbformat.write(nb, source)
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-c", "import papermill, sys; papermill.execute_notebook(sys.argv[1], sys.argv[2], "
-                    "kernel_name='python3', progress_bar=False)", str(source), str(out)], env=env, check=True,
-                   cwd=tmp_path, timeout=300)
+    run = ("import papermill, sys; "
+           "papermill.execute_notebook(sys.argv[1], sys.argv[2], kernel_name='python3', progress_bar=False)")
+    subprocess.run([sys.executable, "-c", run, str(source), str(out)], env=env, check=True, cwd=tmp_path, timeout=300)
     images = [["image/png" in o.get("data", {}) for o in cell.outputs] for cell in nbformat.read(out, as_version=4).cells]
     assert images == [[True], []]
     assert (tmp_path / "figs" / "saved.png").exists()

@@ -92,7 +92,10 @@ def plot_question_types(questions: pd.DataFrame, data: str):
     return fig
 
 
-def log_mel(wave, audio: AudioConfig = AudioConfig()) -> np.ndarray:
+AF2_AUDIO = AudioConfig()
+
+
+def log_mel(wave, audio: AudioConfig = AF2_AUDIO) -> np.ndarray:
     """The log-mel spectrogram (dB, 80 dB range) of AF2's front-end settings: what the audio encoder reads."""
     import torchaudio
 
@@ -102,7 +105,7 @@ def log_mel(wave, audio: AudioConfig = AudioConfig()) -> np.ndarray:
     return torchaudio.transforms.AmplitudeToDB(top_db=80)(mel).numpy()
 
 
-def plot_clips(examples: dict[str, object], audio: AudioConfig = AudioConfig()):
+def plot_clips(examples: dict[str, object], audio: AudioConfig = AF2_AUDIO):
     """One clip per subset (``{subset: Question}``): waveform over log-mel spectrogram, after AF2's loading
     (16 kHz mono, peak-normalised); the title gives the question and its answer."""
     from aqa_utils.audio import load_clip

@@ -11,6 +11,8 @@ show and a full run says what it measured. The rules:
 
 from __future__ import annotations
 
+import math
+
 from aqa_utils.analysis.figures import wilson
 
 LISTENS_GAP = 0.10
@@ -55,9 +57,9 @@ def data_findings(position: dict, baselines: dict[str, float], n_dev: int, secon
     observed, expected = position["observed"], position["expected"]
     top = observed.idxmax()
     uniform = position["p_value"] >= 0.05
-    lines = [f"Answer positions are {'consistent with' if uniform else 'not'} uniform placement "
-             f"(chi-square p = {position['p_value']:.2g}, n = {position['n']}): the most frequent position, {top}, "
-             f"holds {pct(observed[top])} of answers against {pct(expected[top])} expected."]
+    lines = [(f"Answer positions are {'consistent with' if uniform else 'not'} uniform placement "
+              f"(chi-square p = {position['p_value']:.2g}, n = {position['n']}): the most frequent position, {top}, "
+              f"holds {pct(observed[top])} of answers against {pct(expected[top])} expected.")]
     rules = {k: v for k, v in baselines.items() if k != "chance"}
     best = max(rules, key=rules.get)
     lo, hi = wilson(rules[best] * n_dev, n_dev)
@@ -83,11 +85,11 @@ def augmentation_findings(moved: float, n_choices: int, format_shares: dict[str,
     expected = 1 - 1 / n_choices
     spread = max(format_shares.values()) - min(format_shares.values())
     return _bullets([
-        f"Shuffling moved the answer of this {n_choices}-option question in {pct(moved)} of draws; a uniform "
-        f"shuffle moves it with probability 1 - 1/{n_choices} = {pct(expected)}.",
-        f"The {len(format_shares)} label formats were drawn between {pct(min(format_shares.values()))} and "
-        f"{pct(max(format_shares.values()))} of the time (even: {pct(1 / len(format_shares))} each; spread "
-        f"{100 * spread:.1f} points); after AF2's lower-casing they are {distinct} distinct strings.",
+        (f"Shuffling moved the answer of this {n_choices}-option question in {pct(moved)} of draws; a uniform "
+         f"shuffle moves it with probability 1 - 1/{n_choices} = {pct(expected)}."),
+        (f"The {len(format_shares)} label formats were drawn between {pct(min(format_shares.values()))} and "
+         f"{pct(max(format_shares.values()))} of the time (even: {pct(1 / len(format_shares))} each; spread "
+         f"{100 * spread:.1f} points); after AF2's lower-casing they are {distinct} distinct strings."),
     ])
 
 
@@ -111,7 +113,7 @@ def base_findings(model: str, listening: dict[str, float] | None, stages: dict[s
     for name, summary in stages.items():
         if "val_map" in summary:
             aps = summary.get("val_ap", {})
-            known = {k: v for k, v in aps.items() if v is not None and v == v}
+            known = {k: v for k, v in aps.items() if v is not None and not math.isnan(v)}
             worst = min(known, key=known.get) if known else None
             lines.append(f"{name} tags sounds with dev mAP {summary['val_map']:.2f}"
                          + (f"; weakest class {worst} (AP {known[worst]:.2f})." if worst else "."))
@@ -127,8 +129,8 @@ def lora_findings(name: str, summary: dict, base_val_loss: float | None, fresh_c
     """What the adapter trained (its parameter count against a freshly built model's with the same LoRA settings)
     and its validation loss against the base's on the same questions."""
     trained = summary["lora_parameters"]["total"]
-    lines = [f"{name} trained {trained:,} parameters; a freshly built model with the same LoRA settings has "
-             f"{fresh_count:,} ({'the same count' if trained == fresh_count else 'a DIFFERENT count'})."]
+    lines = [(f"{name} trained {trained:,} parameters; a freshly built model with the same LoRA settings has "
+              f"{fresh_count:,} ({'the same count' if trained == fresh_count else 'a DIFFERENT count'}).")]
     if base_val_loss is not None and summary.get("val_loss") is not None:
         change = (summary["val_loss"] - base_val_loss) / base_val_loss
         word = "lower" if change < -0.005 else "higher" if change > 0.005 else "unchanged"

@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from aqa_utils.analysis.figures import rank_colour, smooth
 
@@ -118,13 +117,3 @@ def plot_lora_losses(systems: list, model: str, base_val_loss: float | None = No
     fig.tight_layout()
     return fig
 
-
-def final_losses(systems: list) -> dict[str, float]:
-    """{system name: final validation loss} of the finished LoRA runs among ``systems``."""
-    out = {}
-    for system in systems:
-        if system.rank and (Path(system.run_dir) / "summary.json").exists():
-            val = read_run(system.run_dir)[1].get("val_loss")
-            if val is not None and np.isfinite(val):
-                out[system.name] = float(val)
-    return out

@@ -49,7 +49,9 @@ def reproduce(profile_name: str = "full") -> int:
             timings[out_name] = round(time.perf_counter() - start, 1)
             print(f"{out_name}: {timings[out_name]} s")
     (prof.results_dir / "reproduce_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-    from aqa_utils.workbook.report import export_html  # the results readable without Jupyter
+    # The results, readable without Jupyter.
+    from aqa_utils.workbook.report import export_html
+
     print("static HTML:", len(export_html(prof)), "notebooks in", prof.results_dir / "html")
     return 0
 
@@ -76,8 +78,8 @@ def write_results_readme(prof: Profile, reports: dict[str, dict], rank_table, co
     lines = [
         f"# Results ({prof.name} profile)",
         "",
-        f"Measured here: {model}, {data}, option scoring, accuracy % with bootstrap 95% intervals. Written by "
-        "notebook 06 from this run's numbers; regenerate with `make reproduce`.",
+        (f"Measured here: {model}, {data}, option scoring, accuracy % with bootstrap 95% intervals. Written by "
+         "notebook 06 from this run's numbers; regenerate with `make reproduce`."),
         "",
         "## Key figures",
         "",
@@ -102,8 +104,8 @@ def write_results_readme(prof: Profile, reports: dict[str, dict], rank_table, co
         "",
         comparison.to_markdown(),
         "",
-        "## Reported (published, DCASE dev; AF2-3B, not comparable to the numbers measured here unless the data and "
-        "model above say DCASE dev and af2-3b)",
+        ("## Reported (published, DCASE dev; AF2-3B, not comparable to the numbers measured here unless the data and "
+         "model above say DCASE dev and af2-3b)"),
         "",
         REPORTED[["system", "BQA", "TSQA", "CQA", "overall"]].to_markdown(index=False),
         "",
