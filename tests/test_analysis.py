@@ -272,13 +272,15 @@ def test_results_readme_embeds_figures_and_links_notebooks_where_they_are(prof, 
     from aqa_utils.workbook.report import export_html
 
     figures = prof.results_dir / "figures"
-    figures.mkdir(parents=True)
-    for name in ("01_subsets", "05_accuracy_per_subset", "06_rank_saturation"):
-        (figures / f"{name}.png").write_bytes(b"png")
     reports = {s: accuracy_report(predictions([True] * 5 + [False] * 7), n_boot=50) for s in runs}
     table = rank_table(reports, {8: 1, 16: 2}, prof.model)
     comparison = rank_comparison({8: np.ones(4), 16: np.zeros(4)}, n_boot=50)
     named = {s.name: r for s, r in reports.items()}
+    first = write_results_readme(prof, named, table, comparison, {}).read_text()
+    assert "No figures yet" in first and "Micro accuracy against chance (95% interval): LoRA r=8: at chance" in first
+    figures.mkdir(parents=True)
+    for name in ("01_subsets", "05_accuracy_per_subset", "06_rank_saturation"):
+        (figures / f"{name}.png").write_bytes(b"png")
     path = write_results_readme(prof, named, table, comparison, {"Rank saturation": "- a computed sentence"})
     text = path.read_text()
     assert "![06_rank_saturation](figures/06_rank_saturation.png)" in text

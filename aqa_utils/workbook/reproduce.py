@@ -65,8 +65,9 @@ def write_results_readme(prof: Profile, reports: dict[str, dict], rank_table, co
     """results/README.md: the key figures, the headline table of this run beside the published numbers, the
     computed findings (``findings``: {section title: Markdown from ``analysis.findings``}), and links to every
     executed notebook. ``reports``: {system name: accuracy report} of the headline mode."""
-    from aqa_utils.analysis import data_name, headline_table
+    from aqa_utils.analysis import HEADLINE, data_name, headline_table
     from aqa_utils.analysis.findings import pct, versus_chance
+    from aqa_utils.analysis.tables import metric_name
     from aqa_utils.reported import REPORTED
     from aqa_utils.workbook.report import notebook_index
 
@@ -84,14 +85,16 @@ def write_results_readme(prof: Profile, reports: dict[str, dict], rank_table, co
         "## Key figures",
         "",
         *[f"![{f.stem}](figures/{f.name})\n" for f in key],
-        "Every figure: " + ", ".join(f"[{f.stem}](figures/{f.name})" for f in figures) + ".",
+        ("Every figure: " + ", ".join(f"[{f.stem}](figures/{f.name})" for f in figures) + ".") if figures
+        else "No figures yet: the notebooks save them under `figures/` as they run.",
         "",
         "## Headline (measured here)",
         "",
         headline_table(reports).to_markdown(),
         "",
-        f"Chance level (mean of 1 / number of options): {pct(chance)}. Micro accuracy against chance (95% interval): "
-        + ", ".join(f"{name}: {versus_chance(rep['micro_ci'], chance)}" for name, rep in reports.items()) + ".",
+        f"Chance level (mean of 1 / number of options): {pct(chance)}. {metric_name(HEADLINE).capitalize()} against "
+        "chance (95% interval): " + ", ".join(
+            f"{name}: {versus_chance(rep[HEADLINE + '_ci'], chance)}" for name, rep in reports.items()) + ".",
         "",
     ]
     lines += ["## Findings (computed from the numbers here)", ""]
