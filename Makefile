@@ -54,9 +54,11 @@ test-notebooks: $(STAMP)
 	rm -rf work/ci
 	AQA_PROFILE=ci $(PY) -m pytest $(NBVAL_FLAGS) $(NOTEBOOKS)
 
+# The notebook kernels papermill starts inherit the environment: with the Agg exported above, a plain plt.show()
+# would leave no figure in results/notebooks/. The inline backend renders headless too (Agg underneath).
 ## run every notebook (full profile) and regenerate results/; resumes an interrupted run
 reproduce: $(STAMP)
-	$(PY) -m aqa_utils reproduce
+	MPLBACKEND=module://matplotlib_inline.backend_inline $(PY) -m aqa_utils reproduce
 
 # Jupyter draws figures with its inline backend; the Agg exported above would hide them.
 ## JupyterLab from the environment

@@ -19,7 +19,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
-import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -194,22 +193,26 @@ def test_kernel_stderr_keeps_finished_lines_and_shows_the_redrawn_one():
 
 
 # ------------------------------------------------------------------------------------------------ the summary
-def test_summary_reads_the_evaluation_files(tmp_path):
+def test_summary_reads_the_run_summary(tmp_path):
+    from aqa_utils.workbook.summary import write_summary
+
     prof = ci_profile(tmp_path, tmp_path / "mini")
-    for k, system in enumerate(prof.systems()):
-        folder = workbook.evaluation_dir(prof, "dev", system)
-        folder.mkdir(parents=True)
-        rep = {"micro": 0.5 + k / 10, "micro_ci": [0.4 + k / 10, 0.6 + k / 10], "domain_average": 0.25,
-               "domain_average_ci": [0.2, 0.3]}
-        (folder / "metrics.json").write_text(json.dumps({"settings": {"primary": "score"},
-                                                         "metrics": {"score": rep, "generate": {}}}))
-        pd.DataFrame({"correct": [True, False] * 20}).to_csv(folder / "predictions.csv", index=False)
+    qs = [f"q{i}" for i in range(40)]
+
+    def ev(k):  # system k answers a share 0.5 + k / 10 of every question's orderings right
+        share = 0.5 + k / 10
+        rob = {"mean_accuracy": share, "mean_accuracy_ci": [share - 0.1, share + 0.1], "consistent_accuracy": share,
+               "unparsed_rate": 0.0, "position_tv": 0.0, "per_question": {q: share for q in qs}}
+        rep = {"micro": share, "counts": {"scored": len(qs)}, "chance": 0.3}
+        return SimpleNamespace(metrics={"score": rep}, robustness={"score": rob})
+
+    write_summary(prof, {system: ev(k) for k, system in enumerate(prof.systems())})
     (prof.results_dir / "README.md").write_text("# results\n")
     text = "\n".join(reproduce.summary(prof, 125.0))
     rows = {line.split("  ")[0]: line for line in text.splitlines()}
-    assert "50.0 [40.0, 60.0]" in rows["base (zero-shot)"] and "25.0 [20.0, 30.0]" in rows["base (zero-shot)"]
-    assert "80.0 [70.0, 90.0]" in rows["LoRA r=32"]
-    assert "beats it with 95% confidence: yes" in text  # identical answers: no rank beats r=8
+    assert "50.0 [40.0, 60.0]" in rows["base"] and "80.0 [70.0, 90.0]" in rows["lora_r32_s0"]
+    assert "LoRA r=8 minus base (mean over seeds, paired 95% interval): score +10.0 [+10.0, +10.0]" in text
+    assert "rank saturation: grows above r=8" in text  # r=16 and r=32 answer more of every question
     assert "total time: 2 min 05 s" in text
     assert f"results: {prof.results_dir / 'README.md'}" in text
     assert "figures:" not in text and "HTML:" not in text  # printed only once they exist
@@ -219,7 +222,7 @@ def test_summary_reads_the_evaluation_files(tmp_path):
 
 def test_summary_without_evaluations_says_so(tmp_path):
     text = "\n".join(reproduce.summary(ci_profile(tmp_path, tmp_path / "mini"), 3.0))
-    assert "no evaluation files under" in text and "rank saturation" not in text
+    assert "no evaluation summary at" in text and "rank saturation" not in text
 
 
 def test_make_help_lists_every_target_with_a_line():
@@ -246,6 +249,7 @@ def test_reproduce_numbers_the_stages_times_them_and_stops_cleanly_on_ctrl_c(tmp
         labels.append((label, src.name, parameters))
         if interrupt_at == len(labels):
             raise KeyboardInterrupt
+        nbformat.write(nbformat.v4.new_notebook(), dst)  # what papermill leaves: the executed copy
         return 2.0
 
     monkeypatch.setattr(reproduce, "run_notebook", run_notebook)
@@ -264,6 +268,7 @@ def test_reproduce_numbers_the_stages_times_them_and_stops_cleanly_on_ctrl_c(tmp
     timings = json.loads((prof.results_dir / "reproduce_timings.json").read_text())
     assert len(timings) == 9 and set(timings.values()) == {2.0}
     assert "== summary (ci profile" in capsys.readouterr().out
+    assert len(list((prof.results_dir / "html").glob("*.html"))) == 9  # the static export of every copy
 
 
 def test_a_failing_notebook_names_its_cell_and_executed_copy(tmp_path, monkeypatch, capsys):

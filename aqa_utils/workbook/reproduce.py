@@ -24,7 +24,8 @@ from pathlib import Path
 
 from aqa_utils.config import portable
 from aqa_utils.workbook.profile import Profile, profile, repo_root
-from aqa_utils.workbook.steps import evaluation_dir
+from aqa_utils.workbook.steps import saved_evaluations
+from aqa_utils.workbook.summary import write_summary
 
 NOTEBOOKS = (
     "01_data_exploration.ipynb",
@@ -170,33 +171,32 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-def summary(prof: Profile, seconds: float, split: str = "dev") -> list[str]:
-    """The end of a reproduce: the headline table from the evaluation files notebook 05 wrote, the rank verdict,
-    the total time and where to look next (each path only if it exists)."""
+def summary(prof: Profile, seconds: float) -> list[str]:
+    """The end of a reproduce: the headline table from ``results/summary.json`` (written from notebook 05's
+    evaluation files), LoRA against the base, the rank verdict, the total time and where to look next (each path
+    only if it exists)."""
     import pandas as pd
 
-    rows, correct = {}, {}
-    for system in prof.systems():
-        folder = evaluation_dir(prof, split, system)
-        if not (folder / "metrics.json").exists():
-            continue
-        saved = json.loads((folder / "metrics.json").read_text())
-        rep = saved["metrics"][saved.get("settings", {}).get("primary", "score")]
-        rows[system.name] = {name: f"{100 * rep[key]:.1f} [{100 * rep[key + '_ci'][0]:.1f}, "
-                                   f"{100 * rep[key + '_ci'][1]:.1f}]"
-                             for name, key in (("domain average %", "domain_average"), ("micro %", "micro"))}
-        if system.rank and system.seed == 0 and (folder / "predictions.csv").exists():
-            correct[system.rank] = pd.read_csv(folder / "predictions.csv")["correct"].astype(float).to_numpy()
-    lines = [f"== summary ({prof.name} profile, {split}; accuracy with 95% bootstrap intervals)"]
-    lines += pd.DataFrame(rows).T.to_string().splitlines() if rows else [f"no evaluation files under "
-                                                                          f"{_shown(prof.results_dir / 'eval')}"]
-    if len(correct) > 1:
-        from aqa_utils.analysis import rank_comparison
+    path = prof.results_dir / "summary.json"
+    lines = [f"== summary ({prof.name} profile; accuracy averaged over shuffled option orders, with 95% bootstrap "
+             "intervals)"]
+    if not path.exists():
+        lines.append(f"no evaluation summary at {_shown(path)}")
+    else:
+        data = json.loads(path.read_text())
 
-        reference = min(correct)
-        _, saturates = rank_comparison(correct, reference=reference)
-        lines.append(f"rank saturation: no rank above r={reference} beats it with 95% confidence: "
-                     f"{'yes' if saturates else 'no'}")
+        def cell(d: dict) -> str:
+            return f"{100 * d['shuffle_mean']:.1f} [{100 * d['ci'][0]:.1f}, {100 * d['ci'][1]:.1f}]"
+
+        rows = {key: {f"{mode} %": cell(e[mode]) for mode in ("score", "generate") if mode in e}
+                for key, e in data["systems"].items()}
+        lines += pd.DataFrame(rows).T.to_string().splitlines()
+        for rank, gains in data["lora_vs_base"].items():
+            lines.append(f"LoRA r={rank} minus base (mean over seeds, paired 95% interval): " + ", ".join(
+                f"{mode} {100 * g['diff']:+.1f} [{100 * g['ci'][0]:+.1f}, {100 * g['ci'][1]:+.1f}]"
+                for mode, g in gains.items()))
+        if data.get("rank_verdict"):
+            lines.append(f"rank saturation: {data['rank_verdict']}")
     lines.append(f"total time: {_duration(seconds)}")
     for what, path in (("results", prof.results_dir / "README.md"), ("figures", prof.results_dir / "figures"),
                        ("HTML", prof.results_dir / "html")):
@@ -228,41 +228,75 @@ def reproduce(profile_name: str = "full") -> int:
                   f"copy up to there: {_shown(out_dir / out_name)}", file=sys.stderr)
             return 1
     (prof.results_dir / "reproduce_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    from aqa_utils.workbook.report import export_html  # the results, readable without Jupyter
+
+    export_html(prof)
+    saved = saved_evaluations(prof, "dev", "score")
+    if saved:  # results/summary.json: the headline numbers and the stages' minutes, machine-readable
+        minutes = {"total": round((time.perf_counter() - start) / 60, 2),
+                   **{Path(name).stem: round(seconds / 60, 2) for name, seconds in timings.items()}}
+        write_summary(prof, saved, minutes)
     print("\n".join(summary(prof, time.perf_counter() - start)))
     return 0
 
 
-def write_results_readme(prof: Profile, results: dict, rank_table, comparison) -> Path:
-    """results/README.md: the headline table of the last run, beside the published numbers, with the verdict."""
-    from aqa_utils.analysis import headline_table
-    from aqa_utils.reported import REPORTED
+# Notebooks whose figures results/README.md embeds (the rest are linked): the base, the evaluation, the ranks.
+KEY_FIGURES = ("03_", "05_", "06_")
 
-    scored = {system.name: r.metrics["score"] for system, r in results.items()}
-    data = "DCASE dev" if prof.real_data else "mini benchmark dev (generated, seed 0)"
+
+def write_results_readme(prof: Profile, reports: dict[str, dict], rank_table, comparison,
+                         findings: dict[str, str]) -> Path:
+    """results/README.md: the key figures, the headline table of this run beside the published numbers, the
+    computed findings (``findings``: {section title: Markdown from ``analysis.findings``}), and links to every
+    executed notebook. ``reports``: {system name: accuracy report} of the headline mode."""
+    from aqa_utils.analysis import HEADLINE, data_name, headline_table
+    from aqa_utils.analysis.findings import pct, versus_chance
+    from aqa_utils.analysis.tables import metric_name
+    from aqa_utils.reported import REPORTED
+    from aqa_utils.workbook.report import notebook_index
+
+    data = f"{data_name(prof.real_data)}, dev split"
     model = prof.model if prof.real_checkpoint else f"{prof.model} (pretrained here)"
-    reported = REPORTED[["system", "BQA", "TSQA", "CQA", "overall"]].copy()
+    chance = next(iter(reports.values()))["chance"]
+    figures = sorted((prof.results_dir / "figures").glob("*.png"))
+    key = [f for f in figures if f.name.startswith(KEY_FIGURES)]
     lines = [
         f"# Results ({prof.name} profile)",
         "",
-        f"Measured here: {model}, {data}, option scoring, accuracy % with bootstrap 95% intervals. "
-        "Regenerate with `make reproduce`; the executed notebooks are in `results/notebooks/`.",
+        (f"Measured here: {model}, {data}, option scoring, accuracy % with bootstrap 95% intervals. Written by "
+         "notebook 06 from this run's numbers; regenerate with `make reproduce`."),
         "",
-        headline_table(scored).to_markdown(),
+        "## Key figures",
         "",
-        f"Chance level (mean of 1 / number of options): {100 * next(iter(scored.values()))['chance']:.1f}%. "
-        + "Above chance with 95% confidence (micro CI lower bound > chance): "
-        + ", ".join(f"{name}: {'yes' if rep['micro_ci'][0] > rep['chance'] else 'no'}" for name, rep in scored.items())
-        + ".",
+        *[f"![{f.stem}](figures/{f.name})\n" for f in key],
+        ("Every figure: " + ", ".join(f"[{f.stem}](figures/{f.name})" for f in figures) + ".") if figures
+        else "No figures yet: the notebooks save them under `figures/` as they run.",
         "",
+        "## Headline (measured here)",
+        "",
+        headline_table(reports).to_markdown(),
+        "",
+        f"Chance level (mean of 1 / number of options): {pct(chance)}. {metric_name(HEADLINE).capitalize()} against "
+        "chance (95% interval): " + ", ".join(
+            f"{name}: {versus_chance(rep[HEADLINE + '_ci'], chance)}" for name, rep in reports.items()) + ".",
+        "",
+    ]
+    lines += ["## Findings (computed from the numbers here)", ""]
+    for title, text in findings.items():
+        lines += [f"### {title}", "", text, ""]
+    lines += [
         "## Rank saturation (measured here)",
         "",
-        rank_table.drop(columns=["train seconds"]).to_markdown(),
+        rank_table.drop(columns=["train seconds"]).reset_index().to_markdown(index=False),
         "",
         comparison.to_markdown(),
         "",
-        "## Reported (published, DCASE dev; AF2-3B, not comparable to the tiny model's numbers above)",
+        ("## Reported (published, DCASE dev; AF2-3B, not comparable to the numbers measured here unless the data and "
+         "model above say DCASE dev and af2-3b)"),
         "",
-        reported.to_markdown(index=False),
+        REPORTED[["system", "BQA", "TSQA", "CQA", "overall"]].to_markdown(index=False),
+        "",
+        notebook_index(prof),
         "",
     ]
     path = prof.results_dir / "README.md"

@@ -1,0 +1,75 @@
+"""A static HTML copy of the executed notebooks, so the results can be read without starting Jupyter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aqa_utils.workbook.profile import Profile
+
+
+def export_html(prof: Profile) -> list[Path]:
+    """Every executed notebook in ``<results_dir>/notebooks/`` as one self-contained HTML file (figures embedded)
+    in ``<results_dir>/html/``; returns the files written. Older exports of notebooks that are gone are removed, and
+    the README's notebook list is rewritten to link the copies."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    source, target = prof.results_dir / "notebooks", prof.results_dir / "html"
+    notebooks = sorted(source.glob("*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"{source}: no executed notebooks to export (run `make reproduce` first)")
+    target.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter(template_name="lab")
+    written = []
+    for path in notebooks:
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception as err:  # nbformat's errors do not name the file
+            raise ValueError(f"{path}: not a readable notebook ({err})") from err
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        out = target / f"{path.stem}.html"
+        out.write_text(body, encoding="utf-8")
+        written.append(out)
+    for stale in set(target.glob("*.html")) - set(written):
+        stale.unlink()
+    refresh_notebook_index(prof)
+    return written
+
+
+INDEX_START, INDEX_END = "<!-- notebooks: written by aqa_utils.workbook.report -->", "<!-- /notebooks -->"
+
+
+def notebook_index(prof: Profile) -> str:
+    """Markdown links to every executed notebook at its real path (and its HTML copy when exported), relative to
+    ``<results_dir>/README.md``. Notebooks executed in place (nbval's CI copies) are linked in ``notebooks/``."""
+    import os
+
+    from aqa_utils.workbook.profile import repo_root
+
+    root = repo_root()
+    executed = sorted((prof.results_dir / "notebooks").glob("*.ipynb"))
+    where = executed or sorted((root / "notebooks").glob("*.ipynb"))
+    lines = [INDEX_START, "", "## The executed notebooks", ""]
+    if not executed:
+        lines += ["This profile's notebooks were executed in place (no `make reproduce` copies yet):", ""]
+    for path in where:
+        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        line = f"- [{shown}]({Path(os.path.relpath(path, prof.results_dir)).as_posix()})"
+        html = prof.results_dir / "html" / f"{path.stem}.html"
+        if executed and html.exists():
+            line += f" ([static HTML]({Path(os.path.relpath(html, prof.results_dir)).as_posix()}))"
+        lines.append(line)
+    return "\n".join(lines + ["", INDEX_END])
+
+
+def refresh_notebook_index(prof: Profile) -> Path | None:
+    """Rewrite the notebook section of ``<results_dir>/README.md`` (after the HTML export), if the README exists."""
+    readme = prof.results_dir / "README.md"
+    if not readme.exists():
+        return None
+    text = readme.read_text()
+    if INDEX_START not in text or INDEX_END not in text:
+        raise ValueError(f"{readme}: no notebook section between {INDEX_START!r} and {INDEX_END!r}; rerun notebook 06")
+    head, rest = text.split(INDEX_START, 1)
+    readme.write_text(head + notebook_index(prof) + rest.split(INDEX_END, 1)[1])
+    return readme
