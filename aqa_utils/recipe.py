@@ -62,6 +62,8 @@ class Recipe:
     ranks: tuple[int, ...]
     train: TrainConfig
     evaluate: EvalRecipe
+    seeds: tuple[int, ...] = (0,)
+    """Training seeds per rank (optional in the file; one seed when absent)."""
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> "Recipe":
@@ -69,6 +71,7 @@ class Recipe:
         data = _read(path)
         top = {"description", "ranks", "train", "evaluate"}
         _require(data, top, path, "")
+        top |= {"seeds"}
         if set(data) - top:
             raise ValueError(f"{path}: unknown key(s) {sorted(set(data) - top)}; known: {sorted(top)}")
         train, evaluate = data["train"], data["evaluate"]
@@ -87,7 +90,10 @@ class Recipe:
         ranks = tuple(int(r) for r in data["ranks"])
         if cfg.lora.rank not in ranks:
             raise ValueError(f"{path}: train.lora.rank {cfg.lora.rank} is not among ranks {list(ranks)}")
-        return cls(recipe_name(path), path, str(data["description"]).strip(), ranks, cfg, ev)
+        seeds = tuple(int(x) for x in data.get("seeds", [0]))
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"{path}: seeds must be distinct integers, got {data.get('seeds')}")
+        return cls(recipe_name(path), path, str(data["description"]).strip(), ranks, cfg, ev, seeds)
 
 
 def recipe_path(name_or_path: str | Path) -> Path:

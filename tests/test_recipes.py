@@ -131,3 +131,14 @@ def test_the_released_weights_bring_the_real_recipe_to_the_full_profile(no_setti
     report = workbook.profile("full")
     assert report.recipe == "report" and report.lora_config(report.lora_system(8)).train_split == "dev"
     assert workbook.profile("ci").recipe == "tiny/ci"  # make test stays a short smoke run whatever the weights
+
+
+def test_seeds_are_read_and_checked(no_settings, tmp_path):
+    """The full miniature trains every rank at three seeds (one seed decides nothing); a recipe without ``seeds``
+    trains one; repeated seeds are refused, naming the file."""
+    assert workbook.profile("full").seeds == (0, 1, 2) and workbook.profile("ci").seeds == (0,)
+    assert len(workbook.profile("full").systems()) == 1 + 3 * 3
+    text = (Path(__file__).resolve().parents[1] / "configs" / "tiny" / "ci.yaml").read_text()
+    (tmp_path / "twice.yaml").write_text("seeds: [1, 1]\n" + text)
+    with pytest.raises(ValueError, match=r"twice\.yaml: seeds must be distinct"):
+        Recipe.load(tmp_path / "twice.yaml")
