@@ -219,11 +219,11 @@ def split_windows(wave: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> tuple
     return padded.view(n, w), torch.ones(n, dtype=torch.bool)
 
 
-def pad_window_batch(windows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch clips with different window counts (also used for clips' encoded tokens, (N_i, D) each).
+def pad_to_longest(windows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack sequences of different lengths: clips' windows (L_i, W) or clips' encoded tokens (N_i, D).
 
-    ``windows``: list of B tensors (L_i, W). Returns ``(batch, mask)``: batch (B, Lmax, W) zero-padded,
-    mask (B, Lmax) bool on the CPU, True where a window is real.
+    ``windows``: list of B tensors (L_i, ...). Returns ``(batch, mask)``: batch (B, Lmax, ...) zero-padded,
+    mask (B, Lmax) bool on the CPU, True where an entry is real.
     """
     if not windows:
         raise ValueError("empty batch")

@@ -247,32 +247,6 @@ def synthetic_batch(cfg, batch: int, windows: int, text_len: int, label_len: int
     }
 
 
-# --- model workarounds ----------------------------------------------------------------------------------------------
-
-def patch_fusion_dtype(model) -> bool:
-    """Make laion-clap's AFF fusion work on a bf16 model in train mode; returns whether a fusion module was patched.
-
-    In train mode laion-clap's HTSAT marks one random clip of the batch as "longer" when none is, which sends it
-    through the fusion path; that path zero-pads its local features with a float32 ``torch.zeros`` (no dtype), so on
-    a bf16-cast model the AFF convolutions get float32 input and fail ("Input type (float) and bias type
-    (c10::BFloat16) should be the same"; under autocast the index_put back fails instead). This wraps the fusion
-    module's forward to cast its inputs to its weights' dtype and its output to the global features' dtype.
-    Eval mode never takes that path.
-    """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    fusion = getattr(base.clap.nvclap.patch_embed, "fusion_model", None)
-    if fusion is None:
-        return False
-    original = fusion.forward
-
-    def forward(x, residual):
-        dtype = next(fusion.parameters()).dtype
-        return original(x.to(dtype), residual.to(dtype)).to(x.dtype)
-
-    fusion.forward = forward
-    return True
-
-
 # --- results ------------------------------------------------------------------------------------------------------
 
 def _jsonable(obj: Any, digits: int = 6) -> Any:

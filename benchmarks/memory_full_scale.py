@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import common  # noqa: F401
 import torch
 from common import (GiB, MiB, PeakMemory, add_common_args, apply_common_args, cpu_memory_mode, out_dir_for,
-                    patch_fusion_dtype, quiet_warnings, synthetic_batch, write_result)
+                    quiet_warnings, synthetic_batch, write_result)
 from tqdm.auto import tqdm
 
 from aqa_utils.config import LoraSettings, ModelConfig
@@ -216,7 +216,6 @@ def validate(windows: int, text_len: int, n_labels: int, rank: int) -> dict:
         base = build_model(cfg, device="cpu")
         base.cast(torch.bfloat16)
         model = apply_lora(base, LoraSettings(rank=rank))
-    patch_fusion_dtype(base)
     model.train()
     batch = synthetic_batch(cfg, 1, windows, text_len, n_labels, seed=1)
     batch["input_ids"] %= cfg.lm.vocab_size
@@ -345,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     notes = [
         "Estimate, not a GPU measurement: gpu_af2_3b.py measures the real peak on a CUDA card.",
         "Weights must be bf16 for these numbers; fp32 weights alone (4.8 B parameters) need ~17.9 GiB.",
-        "Assumes the CLAP fusion path works in bf16: as of this writing laion-clap's AFF fusion fails on a "
-        "bf16-cast model in train mode (common.patch_fusion_dtype works around it; gpu_af2_3b.py and the validation use it).",
+        "Assumes the CLAP fusion path works in bf16: laion-clap's AFF fusion pads with float32 zeros, and the "
+        "model's own hook (model/clap.py) hands it one dtype.",
     ]
     path = write_result("memory_full_scale", settings, results, "cpu", notes, load_before, out_dir_for(args))
 

@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 
 from aqa_utils.audio import (
-    AudioError, load_clip, mix_to_mono_int16, num_windows, official_branch, pad_window_batch, ratecv_int16,
+    AudioError, load_clip, mix_to_mono_int16, num_windows, official_branch, pad_to_longest, ratecv_int16,
     read_audio, resample_soxr_hq, split_windows,
 )
 from aqa_utils.config import AudioConfig
@@ -134,13 +134,13 @@ def test_zero_second_clip_is_an_error(tmp_path):
         load_clip(path)
 
 
-def test_pad_window_batch():
+def test_pad_to_longest():
     a, b = torch.ones(1, 8), torch.full((3, 8), 2.0)
-    batch, mask = pad_window_batch([a, b])
+    batch, mask = pad_to_longest([a, b])
     assert batch.shape == (2, 3, 8) and mask.tolist() == [[True, False, False], [True, True, True]]
     assert batch[0, 1:].abs().sum() == 0 and torch.equal(batch[1], b)
     with pytest.raises(ValueError):
-        pad_window_batch([torch.ones(1, 8), torch.ones(1, 9)])
+        pad_to_longest([torch.ones(1, 8), torch.ones(1, 9)])
 
 
 # ---------------------------------------------------------------------------------------------------------------

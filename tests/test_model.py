@@ -3,6 +3,7 @@ generation vs option scoring, gradient checkpointing and bf16 casting (tiny mode
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -521,3 +522,25 @@ def test_cast_bf16_keeps_rotary_tables_float32_and_runs(tiny):
         tokens = model.generate(memory, ids, torch.ones_like(ids), max_new_tokens=2, stop_ids=())
     assert memory.tokens.dtype == torch.bfloat16 and logits.dtype == torch.bfloat16
     assert torch.isfinite(logits.float()).all() and len(tokens[0]) == 2
+
+
+@pytest.mark.parametrize("how", ["cast", "autocast"])
+def test_bf16_training_through_laion_clap_fusion(tiny, how):
+    """In train mode laion-clap sends random clips through its AFF fusion, which pads with float32 zeros; a bf16
+    model (cast, or under bf16 autocast) must still run that path and produce finite gradients."""
+    model = copy.deepcopy(tiny).train()
+    if how == "cast":
+        model.cast(torch.bfloat16)
+    fused = []
+    model.clap.nvclap.patch_embed.fusion_model.register_forward_hook(lambda m, a, out: fused.append(out.dtype))
+    ids = token_ids(8, 92)[None].repeat(3, 1)
+    windows = audio(3, 1, seed=93).to(next(model.parameters()).dtype)
+    context = torch.autocast("cpu", dtype=torch.bfloat16) if how == "autocast" else contextlib.nullcontext()
+    torch.manual_seed(0)  # laion-clap draws which clips take the fusion path
+    for _ in range(3):
+        with context:
+            out = model(ids, torch.ones_like(ids), labels=ids, windows=windows, window_mask=all_true(3, 1))
+        out.loss_sum.float().backward()
+    assert fused and set(fused) == {torch.bfloat16}  # the fusion path ran, in bf16
+    grads = [p.grad for p in model.clap.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g.float()).all() for g in grads)

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
-from aqa_utils.audio import ClipCache, pad_window_batch
+from aqa_utils.audio import ClipCache, pad_to_longest
 from aqa_utils.config import AudioConfig
 from aqa_utils.data.answers import parse_answer
 from aqa_utils.data.dcase import Question
@@ -107,7 +107,7 @@ class EncodedClips:
         self.reused += len(paths) - len(missing)
         memory = None
         if missing:
-            windows, mask = pad_window_batch([self.waveforms.get(p) for p in missing])
+            windows, mask = pad_to_longest([self.waveforms.get(p) for p in missing])
             memory = core.encode_audio(windows.to(device), mask.to(device))
             self.encoded += len(missing)
             if self.keep == 0:
@@ -116,7 +116,7 @@ class EncodedClips:
                 n = int(memory.mask[i].sum())  # a clip's valid windows, hence tokens, come first
                 self._kept[p] = memory.tokens[i, :n]
         if len(missing) < len(paths):  # some clips come from the cache: pad them all to one width
-            tokens, valid = pad_window_batch([self._kept[p] for p in paths])
+            tokens, valid = pad_to_longest([self._kept[p] for p in paths])
             memory = AudioMemory(tokens, valid.to(tokens.device))
         for p in paths:
             self._kept.move_to_end(p)

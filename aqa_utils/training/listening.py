@@ -7,7 +7,7 @@ from collections import Counter
 
 import torch
 
-from aqa_utils.audio import ClipCache, pad_window_batch
+from aqa_utils.audio import ClipCache, pad_to_longest
 from aqa_utils.data.prompt import TrainCollator, build_tokenizer
 from aqa_utils.training.examples import Example
 
@@ -38,7 +38,7 @@ def audio_reliance(model, examples: list[Example], batch_size: int = 8, seed: in
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
             text = collate([(e.prompt, e.target) for e in chunk])
-            windows, mask = pad_window_batch([clips.get(p) for p in audio[start:start + batch_size]])
+            windows, mask = pad_to_longest([clips.get(p) for p in audio[start:start + batch_size]])
             out = model(text["input_ids"].to(device), text["attention_mask"].to(device), windows=windows.to(device),
                         window_mask=mask.to(device), labels=text["labels"].to(device))
             loss_sum += float(out.loss_sum)

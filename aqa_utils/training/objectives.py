@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aqa_utils.audio import ClipCache, pad_window_batch
+from aqa_utils.audio import ClipCache, pad_to_longest
 from aqa_utils.data.prompt import TrainCollator
 from aqa_utils.training.examples import Example
 
@@ -57,9 +57,9 @@ class LanguageModelling:
         """The forward's audio keyword arguments: cached CLAP tokens, or the clips' windows."""
         if self.clap_tokens is not None:
             tokens = [self._frozen_clap_tokens(core, e.audio_path, device, autocast) for e in examples]
-            batch, mask = pad_window_batch(tokens)
+            batch, mask = pad_to_longest(tokens)
             return {"clap_tokens": (batch, mask.to(device))}
-        windows, mask = pad_window_batch([self.clips.get(e.audio_path) for e in examples])
+        windows, mask = pad_to_longest([self.clips.get(e.audio_path) for e in examples])
         return {"windows": windows.to(device), "window_mask": mask.to(device)}
 
     @torch.no_grad()
@@ -134,7 +134,7 @@ class Tagging:
         return len(examples) * len(self.classes)
 
     def _logits(self, module, examples: list, device) -> torch.Tensor:
-        windows, mask = pad_window_batch([self.clips.get(path) for path, _ in examples])
+        windows, mask = pad_to_longest([self.clips.get(path) for path, _ in examples])
         return module(windows.to(device), mask.to(device))
 
     def loss_sum(self, module, core, examples: list, device, autocast) -> torch.Tensor:
