@@ -5,7 +5,7 @@ python exp/compare.py TAG [seed ...]
 import json, sys
 import numpy as np
 tag, seeds = sys.argv[1], sys.argv[2:] or ["0"]
-d = f"{__import__('os').environ['AQA_OLD_CHECKOUT']}/work/exp/{tag}"
+d = __import__('os').path.join(__import__('os').environ['AQA_OLD_CHECKOUT'], 'work', 'exp', tag)
 base = json.load(open(f"{d}/eval_base.json"))
 loras = [json.load(open(f"{d}/eval_lora_r8_s{s}.json")) for s in seeds]
 for mode in ("score", "generate"):
