@@ -157,3 +157,9 @@ def test_run_summary_has_the_documented_keys(tmp_path):
     assert summary["lora_vs_base"]["8"]["score"]["diff"] == pytest.approx(0.208)
     assert summary["lora_vs_base"]["8"]["generate"]["n_seeds"] == 2
     assert summary["rank_verdict"].startswith("grows above r=8")  # +0.024 on every question: no spread at all
+
+
+def test_systems_are_never_evaluated_on_their_training_split(prof):
+    """The report's recipe trains on DCASE dev: the workbook refuses to score the adapters on dev, naming why."""
+    with pytest.raises(ValueError, match="trained on the 'dev' split"):
+        workbook.evaluate_systems(replace(prof, train_split="dev"), split="dev")

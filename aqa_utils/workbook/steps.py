@@ -141,6 +141,11 @@ def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", prog
     from aqa_utils.data.prompt import build_tokenizer
     from aqa_utils.evaluation import EvalSettings, evaluate
 
+    if split == prof.train_split:
+        raise ValueError(f"the adapters of recipe {prof.recipe!r} were trained on the {split!r} split: evaluating them "
+                         "there measures memory, not skill. Evaluate a held-out split (the local recipe trains on "
+                         "train and evaluates dev), or answer the eval split with `python -m aqa_utils evaluate "
+                         "--recipe report` for a submission.")
     questions = load_split(prof.data_root, split).questions
     tokenizer = build_tokenizer()
     settings = EvalSettings(mode=mode, permutations=prof.eval_permutations, limit=prof.eval_limit,
