@@ -121,9 +121,9 @@ class Systems:
         return self._models[name], time.perf_counter() - t0
 
     def answer(self, name: str, path: Path, question: str, choices: Sequence[str],
-               order: Sequence[int] | None = None) -> dict:
+               order: Sequence[int] | None = None, generate: bool = True) -> dict:
         model, load = self.model(name)
-        out = predict_one(model, self.tokenizer, path, question, choices, self.max_new_tokens, order=order)
+        out = predict_one(model, self.tokenizer, path, question, choices, self.max_new_tokens, generate, order)
         return {**out, "load_seconds": load}
 
     def free(self, name: str, path: Path, question: str) -> dict:

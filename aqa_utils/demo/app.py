@@ -205,12 +205,13 @@ class AQADemo:
 
     @_guarded
     def probe(self) -> dict | None:
-        """What *Shuffle probe* does: every system answers as given and with the options reordered."""
+        """What *Shuffle probe* does: every system scores the options as given and reordered (no generation: the
+        probe compares option probabilities)."""
         texts = self._inputs(free_allowed=False)
         order = probe_order(len(texts))
-        given = {n: self.systems.answer(n, self.clip_path, self.question.value, texts) for n in self.systems.names}
-        moved = {n: self.systems.answer(n, self.clip_path, self.question.value, texts, order=order)
-                 for n in self.systems.names}
+        q, path, names = self.question.value, self.clip_path, self.systems.names
+        given = {n: self.systems.answer(n, path, q, texts, generate=False) for n in names}
+        moved = {n: self.systems.answer(n, path, q, texts, order=order, generate=False) for n in names}
         self.state = {"kind": "probe", "answers": given, "reordered": moved, "order": order}
         self.result.value = render.probe(given, moved)
         self.bars.value = png_bytes(probabilities_figure(given, moved))
