@@ -199,8 +199,8 @@ class AQADemo:
         answers = {n: self.systems.answer(n, self.clip_path, self.question.value, texts) for n in self.systems.names}
         truth = self._truth(texts)
         self.state = {"kind": "answers", "answers": answers, "truth": truth}
+        self.bars.value = png_bytes(probabilities_figure(answers))  # drawn first: the table says "done"
         self.result.value = render.side_by_side(answers, truth)
-        self.bars.value = png_bytes(probabilities_figure(answers))
         return self.state
 
     @_guarded
@@ -213,6 +213,6 @@ class AQADemo:
         given = {n: self.systems.answer(n, path, q, texts, generate=False) for n in names}
         moved = {n: self.systems.answer(n, path, q, texts, order=order, generate=False) for n in names}
         self.state = {"kind": "probe", "answers": given, "reordered": moved, "order": order}
-        self.result.value = render.probe(given, moved)
         self.bars.value = png_bytes(probabilities_figure(given, moved))
+        self.result.value = render.probe(given, moved)
         return self.state
