@@ -131,7 +131,8 @@ def test_demo_runs_and_answers_in_jupyterlab(lab, ci_systems, tmp_path):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            # Tall enough for the whole app: an element screenshot of a part scrolled under the toolbar shows the toolbar.
+            page = browser.new_page(viewport={"width": 1100, "height": 2300})
             page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(f"page: {e}"))
             # Only 127.0.0.1: anything else is refused (and would show up as a console error).
@@ -182,6 +183,7 @@ def _use_the_demo(page, lab, tmp_path, dev):
         raise AssertionError(f"notebook 07 did not finish in {RUN_TIMEOUT_S} s; its outputs end:\n{shown[-3000:]}")
     app = _app(page)
     assert app.is_visible()
+    page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()  # close the file browser: room
 
     # Pick a clip: the third dev question.
     _dropdown(page, "split").select_option("dev")
@@ -232,7 +234,9 @@ def _use_the_demo(page, lab, tmp_path, dev):
     upload = tmp_path / "chirp.flac"
     t = np.arange(25 * 16000) / 16000
     sf.write(upload, 0.3 * np.sin(2 * np.pi * (300 + 20 * t) * t), 16000, format="FLAC")
-    app.locator(".widget-upload input[type=file]").set_input_files(str(upload))
+    with page.expect_file_chooser() as chooser:
+        _click(app, "upload clip")
+    chooser.value.set_files(str(upload))
     app.locator(".widget-html", has_text="chirp.flac").wait_for(timeout=30_000)
-    assert "3 window(s) of 10 s" in app.inner_text()
+    assert "3 window(s) of 10 s" in app.inner_text() and "Free generation" not in app.inner_text()
     app.screenshot(path=str(FIGURES / "demo_browser_upload.png"))

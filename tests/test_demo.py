@@ -190,6 +190,8 @@ def test_upload_each_format_becomes_the_clip(splits, fmt, suffix):
     app.question.value, app.options.value = "what is it?", "a tone\nnoise"
     app.ask_button.click()
     assert systems.calls[-1][1] == app.clip_path and app.state["truth"] is None
+    upload(app, f"again{suffix}", wav(1.0, fmt=fmt))  # a new clip clears the answers about the old one
+    assert app.state is None and app.result.value == "" and app.bars.layout.display == "none"
 
 
 def test_a_long_upload_is_windowed_as_in_evaluation(splits):

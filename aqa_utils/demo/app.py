@@ -146,8 +146,10 @@ class AQADemo:
         """Play and draw a clip (raises ``AudioError`` when it cannot be read, before anything changes)."""
         summary = clip_summary(path, self.audio)
         data = wav_bytes(path, self.audio)
-        fig = clip_figure(path, self.audio)
+        fig = clip_figure(path, self.audio, name)
         self.clip_path, self.current = Path(path), None
+        self.result.value, self.state = "", None  # answers about the previous clip
+        self._show_bars(None)
         self.player.value = data
         length = "unknown length" if summary["file_seconds"] is None else f"{summary['file_seconds']:.1f} s long"
         cut = "" if summary["file_seconds"] is None or summary["file_seconds"] <= summary["heard_seconds"] + 1e-3 \
@@ -185,12 +187,17 @@ class AQADemo:
             raise DemoInputError("no clip: pick a question or upload a clip first")
         return check_input(self.question.value, self.options.value.splitlines(), free_allowed=free_allowed)
 
+    def _show_bars(self, fig) -> None:
+        """The probability chart, or none (hidden: an empty image shows as a broken one)."""
+        self.bars.value = b"" if fig is None else png_bytes(fig)
+        self.bars.layout.display = "none" if fig is None else None
+
     @_guarded
     def ask(self) -> dict | None:
         """What *Ask every system* does: every system answers; with no options, each generates freely."""
         texts = self._inputs(free_allowed=True)
         self.result.value, self.state = "", None
-        self.bars.value = b""
+        self._show_bars(None)
         if not texts:
             answers = {n: self.systems.free(n, self.clip_path, self.question.value) for n in self.systems.names}
             self.state = {"kind": "free", "answers": answers}
@@ -199,7 +206,7 @@ class AQADemo:
         answers = {n: self.systems.answer(n, self.clip_path, self.question.value, texts) for n in self.systems.names}
         truth = self._truth(texts)
         self.state = {"kind": "answers", "answers": answers, "truth": truth}
-        self.bars.value = png_bytes(probabilities_figure(answers))  # drawn first: the table says "done"
+        self._show_bars(probabilities_figure(answers))  # drawn first: the table says "done"
         self.result.value = render.side_by_side(answers, truth)
         return self.state
 
@@ -213,6 +220,6 @@ class AQADemo:
         given = {n: self.systems.answer(n, path, q, texts, generate=False) for n in names}
         moved = {n: self.systems.answer(n, path, q, texts, order=order, generate=False) for n in names}
         self.state = {"kind": "probe", "answers": given, "reordered": moved, "order": order}
-        self.bars.value = png_bytes(probabilities_figure(given, moved))
+        self._show_bars(probabilities_figure(given, moved))
         self.result.value = render.probe(given, moved)
         return self.state

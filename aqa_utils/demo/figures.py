@@ -29,9 +29,10 @@ def clip_summary(path: Path, audio: AudioConfig = AudioConfig()) -> dict:
             "windows": num_windows(samples, audio)}
 
 
-def clip_figure(path: Path, audio: AudioConfig = AudioConfig()):
+def clip_figure(path: Path, audio: AudioConfig = AudioConfig(), name: str | None = None):
     """Waveform and log-mel spectrogram (the model's front end: 16 kHz, its mel settings) of what the model hears,
-    with the evaluation's window boundaries. Raises ``AudioError`` for a clip that cannot be read."""
+    with the evaluation's window boundaries; titled ``name`` (default: the file's). Raises ``AudioError`` for a clip
+    that cannot be read."""
     import torch
     import torchaudio
 
@@ -55,7 +56,7 @@ def clip_figure(path: Path, audio: AudioConfig = AudioConfig()):
         for ax in (top, bottom):
             ax.axvline(w * audio.window_seconds, color="white" if ax is bottom else "grey", linestyle="--",
                        linewidth=0.8)
-    top.set_title(f"{Path(path).name}: {windows} window(s) of {audio.window_seconds:g} s", fontsize=9)
+    top.set_title(f"{name or Path(path).name}: {windows} window(s) of {audio.window_seconds:g} s", fontsize=9)
     fig.tight_layout()
     return fig
 
