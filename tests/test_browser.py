@@ -116,8 +116,11 @@ def lab(tmp_path_factory, ci_systems):
 
 def _kernel_connected(lab) -> bool:
     """The notebook's kernel is idle and the page holds a connection to it (a run asked for before that is lost)."""
-    with urllib.request.urlopen(f"{lab['url']}/api/kernels?token={lab['token']}", timeout=5) as reply:
-        kernels = json.loads(reply.read())
+    try:
+        with urllib.request.urlopen(f"{lab['url']}/api/kernels?token={lab['token']}", timeout=5) as reply:
+            kernels = json.loads(reply.read())
+    except OSError:  # the server can answer 500 while the kernel is still starting
+        return False
     return any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels)
 
 
