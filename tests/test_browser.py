@@ -8,8 +8,9 @@ bad one, uploads a clip. It fails on any error in the browser console. Screensho
 
 Needs Chromium (Debian's ``chromium`` package; ``AQA_CHROMIUM`` names another executable) and Playwright for
 Python; it is skipped, with the reason, without them (Playwright's own browser download is not used). The CI
-profile's base and adapters are set up first as notebook 07 would (reused from work/ci when there; from nothing
-they train in a minute or two on 2 cores).
+profile's base and adapters are set up first as notebook 07 would: reused from work/ci when there, else trained
+(on a clean clone, before `make test-notebooks` has made them: 144 s measured once on the shared 2-core machine,
+on top of the test's own 40-120 s there, most of it notebook 07 running in the kernel).
 """
 
 from __future__ import annotations
@@ -151,6 +152,16 @@ def _app(page):
     return page.locator(".jp-OutputArea-output .widget-vbox").first
 
 
+def _shot(locator, name: str) -> None:
+    """A screenshot of ``locator`` in results/figures/, in 128 colours (a third of the size, still legible)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(locator.screenshot())).convert("RGB").quantize(colors=128)
+    image.save(FIGURES / name, optimize=True)
+
+
 def _wait_until(page, check, what: str, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -214,12 +225,12 @@ def _use_the_demo(page, lab, tmp_path, dev):
     assert "true answer" in app.inner_text()
     _wait_until(page, lambda: app.locator("img").evaluate_all(
         "imgs => imgs.filter(i => i.naturalWidth > 0).length") == 2, "the clip figure and the probability bars")
-    app.screenshot(path=str(FIGURES / "demo_browser_answers.png"))
+    _shot(app, "demo_browser_answers.png")
 
     _click(app, "Shuffle probe")
     app.locator("table.aqa-probe").wait_for(timeout=60_000)
     assert "largest probability change" in app.locator("table.aqa-probe").inner_text()
-    app.screenshot(path=str(FIGURES / "demo_browser_probe.png"))
+    _shot(app, "demo_browser_probe.png")
 
     options = app.locator(".widget-textarea textarea").first
     options.fill("")
@@ -231,7 +242,7 @@ def _use_the_demo(page, lab, tmp_path, dev):
     _click(app, "Ask every system")
     app.locator(".aqa-error").wait_for(timeout=10_000)
     assert "got 1 option(s)" in app.locator(".aqa-error").inner_text()
-    app.screenshot(path=str(FIGURES / "demo_browser_bad_input.png"))
+    _shot(app, "demo_browser_bad_input.png")
 
     # Upload a 25 s FLAC: it becomes the clip, and the app says how the model windows it.
     upload = tmp_path / "chirp.flac"
@@ -242,4 +253,4 @@ def _use_the_demo(page, lab, tmp_path, dev):
     chooser.value.set_files(str(upload))
     app.locator(".widget-html", has_text="chirp.flac").wait_for(timeout=30_000)
     assert "3 window(s) of 10 s" in app.inner_text() and "Free generation" not in app.inner_text()
-    app.screenshot(path=str(FIGURES / "demo_browser_upload.png"))
+    _shot(app, "demo_browser_upload.png")
