@@ -34,13 +34,11 @@ def clip_figure(path: Path, audio: AudioConfig = AudioConfig(), name: str | None
     with the evaluation's window boundaries; titled ``name`` (default: the file's). Raises ``AudioError`` for a clip
     that cannot be read."""
     import torch
-    import torchaudio
+
+    from aqa_utils.analysis.data_figures import log_mel
 
     wave = load_clip(path, audio)
-    mel = torchaudio.transforms.MelSpectrogram(
-        sample_rate=audio.sample_rate, n_fft=audio.n_fft, hop_length=audio.hop_length, f_min=audio.f_min,
-        f_max=audio.f_max, n_mels=audio.n_mels)(wave)
-    db = torchaudio.transforms.AmplitudeToDB(top_db=80)(mel)
+    db = log_mel(wave, audio)
     seconds = wave.shape[0] / audio.sample_rate
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 3.4), sharex=True, height_ratios=(1, 2))
     step = max(1, wave.shape[0] // 4000)  # a few thousand points draw the envelope as well as all of them
@@ -48,7 +46,7 @@ def clip_figure(path: Path, audio: AudioConfig = AudioConfig(), name: str | None
     top.plot(t.numpy(), wave[::step].numpy(), linewidth=0.5, color="tab:blue")
     top.set_ylim(-1.05, 1.05)
     top.set_ylabel("amplitude")
-    bottom.imshow(db.numpy(), origin="lower", aspect="auto", extent=(0, seconds, 0, audio.n_mels), cmap="magma")
+    bottom.imshow(db, origin="lower", aspect="auto", extent=(0, seconds, 0, audio.n_mels), cmap="magma")
     bottom.set_xlabel("time (s)")
     bottom.set_ylabel("mel bin")
     windows = num_windows(wave.shape[0], audio)
