@@ -49,26 +49,33 @@ def plot_subset_distributions(questions: pd.DataFrame, data: str, window_seconds
     return fig
 
 
-def plot_answer_positions(questions: pd.DataFrame, data: str):
-    """Share of answers at each position per split, against uniform placement (the mean of 1/n per position)."""
-    answered = questions.dropna(subset=["answer_position"])
-    splits = sorted(answered["split"].unique())
-    expected = expected_positions(answered["n_choices"])
+def _position_bars(groups: dict[str, pd.Series], expected: pd.Series, ylabel: str, title: str):
+    """Grouped bars: per group (label -> answer positions), the share at each position, against the uniform
+    placement ``expected`` (the mean of 1/n per position) drawn as black ticks."""
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    width = 0.8 / len(splits)
+    width = 0.8 / len(groups)
     x = np.arange(len(expected))
-    for i, split in enumerate(splits):
-        rows = answered[answered["split"] == split]
-        share = rows["answer_position"].value_counts(normalize=True).reindex(expected.index, fill_value=0)
-        ax.bar(x + (i - (len(splits) - 1) / 2) * width, 100 * share.to_numpy(), width, label=f"{split} (n={len(rows)})")
+    for i, (label, positions) in enumerate(groups.items()):
+        share = positions.value_counts(normalize=True).reindex(expected.index, fill_value=0)
+        ax.bar(x + (i - (len(groups) - 1) / 2) * width, 100 * share.to_numpy(), width, label=label)
     ax.scatter(x, 100 * expected.to_numpy(), marker="_", s=900, color="k", zorder=3, label="uniform placement")
     ax.set_xticks(x, expected.index)
     ax.set_xlabel("answer position")
-    ax.set_ylabel("% of questions")
-    ax.set_title(f"{data}: where the answer sits", fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_answer_positions(questions: pd.DataFrame, data: str):
+    """Share of answers at each position per split, against uniform placement (the mean of 1/n per position)."""
+    answered = questions.dropna(subset=["answer_position"])
+    groups = {f"{split} (n={(answered['split'] == split).sum()})": answered.loc[answered["split"] == split,
+                                                                                "answer_position"]
+              for split in sorted(answered["split"].unique())}
+    return _position_bars(groups, expected_positions(answered["n_choices"]), "% of questions",
+                          f"{data}: where the answer sits")
 
 
 def plot_question_types(questions: pd.DataFrame, data: str):
@@ -177,17 +184,7 @@ def shuffled_positions(questions, draws: int = 20, seed: int = 0) -> pd.DataFram
 
 def plot_position_shift(positions: pd.DataFrame, data: str):
     """Answer-position shares before and after shuffling, against uniform placement."""
+    groups = {when: positions.loc[positions["when"] == when, "answer_position"] for when in ("original", "shuffled")}
     expected = expected_positions(positions.loc[positions["when"] == "original", "n_choices"])
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    x = np.arange(len(expected))
-    for i, when in enumerate(("original", "shuffled")):
-        share = positions.loc[positions["when"] == when, "answer_position"].value_counts(normalize=True)
-        ax.bar(x + (i - 0.5) * 0.4, 100 * share.reindex(expected.index, fill_value=0).to_numpy(), 0.4, label=when)
-    ax.scatter(x, 100 * expected.to_numpy(), marker="_", s=900, color="k", zorder=3, label="uniform placement")
-    ax.set_xticks(x, expected.index)
-    ax.set_xlabel("answer position")
-    ax.set_ylabel("% of training examples")
-    ax.set_title(f"{data} train: answer positions before and after the shuffle", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _position_bars(groups, expected, "% of training examples",
+                          f"{data} train: answer positions before and after the shuffle")
