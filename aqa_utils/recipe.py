@@ -64,6 +64,9 @@ class Recipe:
     evaluate: EvalRecipe
     seeds: tuple[int, ...] = (0,)
     """Training seeds per rank (optional in the file; one seed when absent)."""
+    lr_grid: tuple[float, ...] = ()
+    """Learning rates to choose from on ``train.val_split`` (optional; ``workbook.lr_sweep``). The recipe's
+    ``train.lr`` must be one of them: the rate used when no sweep runs (a single ``train`` command)."""
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> "Recipe":
@@ -71,7 +74,7 @@ class Recipe:
         data = _read(path)
         top = {"description", "ranks", "train", "evaluate"}
         _require(data, top, path, "")
-        top |= {"seeds"}
+        top |= {"seeds", "lr_grid"}
         if set(data) - top:
             raise ValueError(f"{path}: unknown key(s) {sorted(set(data) - top)}; known: {sorted(top)}")
         train, evaluate = data["train"], data["evaluate"]
@@ -93,7 +96,11 @@ class Recipe:
         seeds = tuple(int(x) for x in data.get("seeds", [0]))
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"{path}: seeds must be distinct integers, got {data.get('seeds')}")
-        return cls(recipe_name(path), path, str(data["description"]).strip(), ranks, cfg, ev, seeds)
+        lr_grid = tuple(float(x) for x in data.get("lr_grid", []))
+        if lr_grid and (cfg.lr not in lr_grid or cfg.val_split in (None, cfg.train_split)):
+            raise ValueError(f"{path}: with lr_grid {list(lr_grid)}, train.lr ({cfg.lr}) must be one of its rates and "
+                             f"train.val_split a split other than train.train_split, to choose on")
+        return cls(recipe_name(path), path, str(data["description"]).strip(), ranks, cfg, ev, seeds, lr_grid)
 
 
 def recipe_path(name_or_path: str | Path) -> Path:

@@ -49,8 +49,9 @@ def test_shuffle_moves_the_answer_uniformly():
 def test_render_question_and_answer():
     assert render_question("What is it?", ["a bell", "a dog."], "(A)") == "What is it? (A) a bell. (B) a dog."
     assert render_question(" Which? ", ["x", "y?"], "1.") == "Which? 1. x. 2. y?"
-    assert render_answer(["a bell", "a dog"], 1, "(a)") == "(b) a dog"
-    assert render_answer(["a bell", "a dog"], 0, "1.") == "1. a bell"
+    # The target is the option's text alone, whatever label format the prompt used.
+    assert render_answer(["a bell", "a dog "], 1) == "a dog"
+    assert render_answer(["a bell", "a dog"], 0) == "a bell"
 
 
 def test_training_examples_use_all_six_formats_uniformly():
@@ -62,7 +63,7 @@ def test_training_examples_use_all_six_formats_uniformly():
     assert all(abs(n / 6000 - 1 / 6) < 0.02 for n in rates.values())
     for ex in draws[:50]:
         assert ex.choices[ex.answer] == "door knock"
-        assert ex.target == f"{format_label(ex.answer, ex.fmt)} door knock"
+        assert ex.target == "door knock"
         assert ex.prompt == render_question(q.question, ex.choices, ex.fmt)
         assert parse_answer(ex.target, ex.choices, ex.fmt) == ex.answer
 
@@ -75,11 +76,11 @@ def test_training_example_needs_an_answer():
 def test_eval_example_fixed_format_and_permutation():
     ex = eval_example(question())
     assert ex.prompt == "What is the first sound? (A) writing. (B) door knock. (C) laugh. (D) cough."
-    assert (ex.target, ex.answer, ex.fmt) == ("(B) door knock", 1, "(A)")
+    assert (ex.target, ex.answer, ex.fmt) == ("door knock", 1, "(A)")
     ex = eval_example(question(), order=[3, 1, 0, 2])
     assert ex.choices == ["cough", "door knock", "writing", "laugh"] and ex.answer == 1
     ex = eval_example(question(), order=[1, 0, 2, 3])
-    assert ex.answer == 0 and ex.target == "(A) door knock"
+    assert ex.answer == 0 and ex.target == "door knock" and ex.prompt.startswith("What is the first sound? (A) door knock.")
     assert eval_example(question(answer=None)).target is None
     with pytest.raises(ValueError):
         eval_example(question(), order=[0, 0, 1, 2])
@@ -125,7 +126,7 @@ def test_parse_answer_format_family():
                 min_size=2, max_size=6, unique=True), st.data())
 def test_rendered_answers_parse_back_in_every_format(choices, data):
     answer = data.draw(st.integers(0, len(choices) - 1))
+    target = render_answer(choices, answer)
     for fmt in LABEL_FORMATS:
-        target = render_answer(choices, answer, fmt)
         assert parse_answer(target, choices, fmt) == answer
         assert parse_answer(target.lower() + "<|endofchunk|>", choices) == answer

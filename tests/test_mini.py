@@ -12,9 +12,8 @@ from aqa_utils.audio import load_clip
 from aqa_utils.data.dcase import load_split, validate
 from aqa_utils.data.baselines import text_only_baselines
 from aqa_utils.data.mini import VERSION, make_mini_benchmark
-from aqa_utils.data.mini.captions import CAPTION_QTYPES
 from aqa_utils.data.mini.synth import RATES
-from aqa_utils.data.mini.vocabulary import SPECIES_BY_NAME
+from aqa_utils.data.mini.vocabulary import SOUND_CLASSES, SPECIES_BY_NAME
 
 SMALL = dict(n_train=60, n_dev=45, n_eval=9, n_captions_train=9, n_captions_dev=3)
 
@@ -87,11 +86,10 @@ def test_captions(mini):
         for line in lines:
             info = sf.info(mini / line["audio"])
             assert (info.samplerate, info.channels) == (16_000, 1) and line["text"]
-            # One multiple-choice question per clip, of its domain's caption types, answerable from the clip:
-            # its answer is an option and is named in the caption (which describes every sound).
-            assert line["question_type"] in CAPTION_QTYPES[line["subset"]]
-            assert line["answer"] in line["choices"] and len(set(line["choices"])) == len(line["choices"]) >= 2
-            assert line["answer"] in line["text"], line
+            # The sounds the presence questions ask about: every one is named in the caption (which describes
+            # every sound), and no other sound class is.
+            assert line["sounds"] == sorted(set(line["sounds"])) and line["sounds"]
+            assert {c for c in SOUND_CLASSES if c in line["text"]} >= set(line["sounds"]), line
     clips = {line["audio"].rsplit("/", 1)[1] for line in
              map(json.loads, (mini / "captions" / "train.jsonl").read_text().splitlines())}
     assert not clips & {p.name for p in (mini / "local_audio_path").rglob("*.wav")}

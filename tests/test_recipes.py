@@ -84,6 +84,8 @@ def write_recipe(tmp_path: Path, change) -> Path:
     (lambda d: d["train"].update(out_dir="runs/x"), r"mine\.yaml: train: \['out_dir'\] say where a run lives"),
     (lambda d: d["train"]["lora"].update(rank=4), r"mine\.yaml: train\.lora\.rank 4 is not among ranks"),
     (lambda d: d.update(train=[1, 2]), r"mine\.yaml: train: expected a mapping"),
+    (lambda d: d.update(lr_grid=[1.0e-4, 5.0e-4]), r"mine\.yaml: with lr_grid .* train\.lr \(0\.002\) must be one"),
+    (lambda d: d["train"].update(val_split="train.fit"), r"mine\.yaml: with lr_grid .* a split other than"),
 ])
 def test_a_bad_recipe_is_refused_naming_the_file_and_the_problem(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
@@ -142,3 +144,15 @@ def test_seeds_are_read_and_checked(no_settings, tmp_path):
     (tmp_path / "twice.yaml").write_text("seeds: [1, 1]\n" + text)
     with pytest.raises(ValueError, match=r"twice\.yaml: seeds must be distinct"):
         Recipe.load(tmp_path / "twice.yaml")
+
+
+def test_the_learning_rate_grid_is_read_and_chosen_on_a_carved_validation_split(no_settings):
+    """The full miniature picks its rate among several on train.val and trains on train.fit: neither is dev, the
+    split every result is reported on."""
+    for name in ("full", "ci"):
+        prof = workbook.profile(name)
+        assert len(prof.lr_grid) >= 2 and prof.lora_recipe.lr in prof.lr_grid
+        assert (prof.train_split, prof.lora_recipe.val_split) == ("train.fit", "train.val")
+        system = prof.lora_system(8)
+        assert prof.lora_config(system, prof.lr_grid[-1]).lr == prof.lr_grid[-1]
+        assert prof.lora_config(system).lr == prof.lora_recipe.lr

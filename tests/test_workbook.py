@@ -96,9 +96,12 @@ def test_every_config_follows_the_aqa_settings(monkeypatch, tmp_path, data, weig
     assert prof.real_data is data and prof.real_checkpoint is weights
     assert prof.data_root == (dcase if data else mini)
     # the tiny base always pretrains on the generated caption corpus, whatever the questions are
-    for cfg in (prof.encoder_config(), prof.base_config()):
+    stages = prof.base_stages()
+    assert [cfg.corpus for cfg in stages] == ["tags", "captions", "captions+copy"]
+    for previous, cfg in zip(stages, stages[1:]):  # each stage starts from the one before
+        assert cfg.checkpoint == str(Path(previous.out_dir) / "final")
+    for cfg in stages:
         assert cfg.data_root == str(mini)
-    assert prof.base_config().checkpoint == str(Path(prof.encoder_config().out_dir) / "final")
     assert prof.base_dir == (release if weights else workbook.repo_root() / "work" / "ci" / "base" / "af2-tiny")
     for system in prof.systems()[1:]:
         cfg = prof.lora_config(system)

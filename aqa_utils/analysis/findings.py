@@ -139,6 +139,23 @@ def lora_findings(name: str, summary: dict, base_val_loss: float | None, fresh_c
     return _bullets(lines)
 
 
+def lr_sweep_findings(record: dict) -> str:
+    """Which rate the validation sweep chose, and whether the best rate is separated from the others (the
+    intervals of the chosen and the runner-up overlap: the choice is a weak one)."""
+    runs = sorted(record["runs"].values(), key=lambda r: -r["shuffle_mean"])
+    best = runs[0]
+    lines = [f"The learning rate {best['lr']:g} was chosen among {', '.join(f'{r:g}' for r in record['grid'])} on "
+             f"{record['val_questions']} `{record['val_split']}` questions (never on the reported split): "
+             f"{pct(best['shuffle_mean'])} {interval(best['ci'])} shuffle-mean accuracy in option scoring."]
+    if len(runs) > 1:
+        second = runs[1]
+        clear = best["ci"][0] > second["ci"][1]
+        lines.append(f"The runner-up, {second['lr']:g}, reached {pct(second['shuffle_mean'])} {interval(second['ci'])}: "
+                     + ("the intervals do not overlap." if clear else "the intervals overlap, so the choice between "
+                        "these two is within the noise of this split."))
+    return _bullets(lines)
+
+
 # ------------------------------------------------------------------------------------------------------ notebook 05
 def evaluation_findings(reports: dict[str, dict], base: str, paired: dict[str, dict], generated: dict[str, dict] | None,
                         metric: str = "micro") -> str:

@@ -117,3 +117,22 @@ def plot_lora_losses(systems: list, model: str, base_val_loss: float | None = No
     fig.tight_layout()
     return fig
 
+
+
+def plot_lr_sweep(record: dict, model: str):
+    """The learning-rate sweep (``workbook.lr_sweep``): validation shuffle-mean accuracy with its 95% interval per
+    rate (log axis), the chosen rate marked."""
+    runs = sorted(record["runs"].values(), key=lambda r: r["lr"])
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    lrs, acc = [r["lr"] for r in runs], [100 * r["shuffle_mean"] for r in runs]
+    err = [[a - 100 * r["ci"][0] for a, r in zip(acc, runs)], [100 * r["ci"][1] - a for a, r in zip(acc, runs)]]
+    ax.errorbar(lrs, acc, yerr=err, fmt="o-", color="tab:blue", capsize=4)
+    ax.axvline(record["chosen"], color="tab:green", linestyle="--", label=f"chosen: {record['chosen']:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"{record['val_split']} accuracy (%), shuffle mean")
+    ax.set_title(f"LoRA r={record['rank']} on {model}: the rate chosen on {record['val_questions']} validation "
+                 "questions", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

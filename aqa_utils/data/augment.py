@@ -39,5 +39,5 @@ def augmented_example(question: str, choices: list[str], answer: int, rng: Rng) 
     """``training_example`` for any question text, option texts and answer index."""
     choices, answer = shuffle_choices(choices, answer, rng)
     fmt = LABEL_FORMATS[_randrange(len(LABEL_FORMATS), rng)]
-    return MCExample(render_question(question, choices, fmt), render_answer(choices, answer, fmt),
+    return MCExample(render_question(question, choices, fmt), render_answer(choices, answer),
                      choices, answer, fmt)

@@ -279,18 +279,24 @@ def validate(root: str | Path, splits: tuple[str, ...] = SPLITS, check_audio: bo
 
 
 def load_split(root: str | Path, split: str, skip_problems: bool = False, check_audio: bool = True) -> LoadedSplit:
-    """Read a split's questions (sorted by file name).
+    """Read a split's questions (sorted by file name). ``split`` may name a carved part, "train.val" or
+    "train.fit" (``data.holdout``).
 
     With any problem, raises ``DataError`` listing all of them, unless ``skip_problems``: then the affected
     questions are left out, counted in ``skipped`` and summarised in a warning.
     """
-    scan = _scan_split(Path(root), split, check_audio)
-    loaded = LoadedSplit(split, scan.questions, scan.problems, scan.n_files - len(scan.questions))
+    from aqa_utils.data.holdout import carve, parse_split
+
+    base, part = parse_split(split)
+    scan = _scan_split(Path(root), base, check_audio)
+    skipped = scan.n_files - len(scan.questions)  # problems are counted over the whole split, before carving
+    questions = scan.questions if part is None else carve(scan.questions, part)
+    loaded = LoadedSplit(split, questions, scan.problems, skipped)
     if scan.problems and not skip_problems:
         lines = "\n".join(f"  {p}" for p in scan.problems)
         raise DataError(
             f"{len(scan.problems)} problem(s) in split {split!r} under {root}:\n{lines}\n"
-            f"Fix them, or pass skip_problems=True to load the {len(scan.questions)} unaffected questions."
+            f"Fix them, or pass skip_problems=True to load the {len(questions)} unaffected questions."
         )
     if scan.problems:
         log.warning("%s", loaded.summary())

@@ -43,9 +43,9 @@ def render_question(question: str, choices: list[str], fmt: str = EVAL_FORMAT) -
     return " ".join(parts)
 
 
-def render_answer(choices: list[str], answer: int, fmt: str = EVAL_FORMAT) -> str:
-    """The target: the answer's label in the same format, a space, its text (``"(B) yyy"``)."""
-    return f"{format_label(answer, fmt)} {choices[answer].strip()}"
+def render_answer(choices: list[str], answer: int) -> str:
+    """The target: the answer's option text, whatever label format the prompt used (``"yyy"``)."""
+    return choices[answer].strip()
 
 
 @dataclass
@@ -68,5 +68,5 @@ def eval_example(q: Question, order: list[int] | None = None) -> MCExample:
         raise ValueError(f"order {order} is not a permutation of {len(q.choices)} options")
     choices = [q.choices[i] for i in order]
     answer = None if q.answer is None else order.index(q.answer)
-    target = None if answer is None else render_answer(choices, answer, EVAL_FORMAT)
+    target = None if answer is None else render_answer(choices, answer)
     return MCExample(render_question(q.question, choices, EVAL_FORMAT), target, choices, answer, EVAL_FORMAT)

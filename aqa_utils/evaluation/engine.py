@@ -149,9 +149,9 @@ def generate_batch(core, tokenizer, batch: list[Item], memory, index, max_new_to
 
 
 def option_targets(choices: Sequence[str]) -> list[str]:
-    """The strings scored for each option: the training target in the eval format, ``(b) yyy`` (lower-cased later
-    by ``encode_scoring``, as AF2 lower-cases targets)."""
-    return [render_answer(list(choices), i, EVAL_FORMAT) for i in range(len(choices))]
+    """The strings scored for each option: the training target, the option's text (lower-cased later by
+    ``encode_scoring``, as AF2 lower-cases targets)."""
+    return [render_answer(list(choices), i) for i in range(len(choices))]
 
 
 def score_batch(core, tokenizer, batch: list[Item], memory, index) -> list[Out]:

@@ -5,7 +5,7 @@ Two ways to turn a model into an answer:
 - ``generate`` (AF2's protocol, what the published numbers use): the fixed eval prompt ``question (A) x. (B) y.``
   through ``prompt_text``, greedy decoding until ``<|endoftext|>``, the text parsed back to an option
   (``augment.parse_answer``); text that names no option is "unparsed" and counts as wrong.
-- ``score``: every option's training-format target (``render_answer`` -> ``(b) yyy``, lower-cased) is scored by
+- ``score``: every option's training target (``render_answer``: its text, lower-cased) is scored by
   its summed log-probability given the audio and the prompt, all options of a batch of questions in ONE forward
   pass; the argmax is the prediction (never unparsed), the softmax over the options gives probabilities.
 

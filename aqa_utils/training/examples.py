@@ -18,6 +18,7 @@ from aqa_utils.data.augment import augmented_example, training_example
 from aqa_utils.data.dcase import Question, load_split
 from aqa_utils.data.formats import eval_example, render_answer, render_question
 from aqa_utils.data.mini import SOUND_CLASSES, read_captions
+from aqa_utils.data.mini.generic import copy_question, presence_question
 
 CAPTION_PROMPT = "describe the sound."
 
@@ -48,31 +49,35 @@ class QuestionExamples:
 
 
 class CaptionExamples:
-    """The caption corpus: per clip, its caption (under a fixed prompt) and its multiple-choice question, rendered
-    with the report's augmentation (shuffled options, one of six label formats) when ``train`` is True, else in
-    the fixed eval format."""
+    """The tiny base's stage-1 corpora, ``KINDS`` items per caption clip: its caption (under a fixed prompt) and a
+    generic presence question about it; with ``copy=True`` also two text-only copy questions per clip
+    (``data.mini.generic``: why these, and why no benchmark question type). Questions are drawn anew each epoch
+    from (seed, epoch, index) and rendered with the report's augmentation (shuffled options, one of six label
+    formats) when ``train`` is True, else in the fixed eval format. A copy question's clip is another caption clip:
+    its audio is irrelevant to the answer."""
 
-    def __init__(self, root: Path, split: str, seed: int = 0, train: bool = True):
+    def __init__(self, root: Path, split: str, seed: int = 0, train: bool = True, copy: bool = False):
         self.seed, self.train = seed, train
-
-        def examples(row: dict) -> list:
-            audio = root / row["audio"]
-            return [Example(audio, CAPTION_PROMPT, row["text"]),
-                    (audio, row["question"], list(row["choices"]), row["choices"].index(row["answer"]))]
-
-        self.items: list[Example | tuple[Path, str, list[str], int]] = [
-            item for pair in read_captions(root, split, examples) for item in pair]
+        self.KINDS = ("caption", "presence", "copy", "copy") if copy else ("caption", "presence")
+        self.clips: list[tuple[Path, str, list[str]]] = read_captions(
+            root, split, lambda row: (root / row["audio"], row["text"], list(row["sounds"])))
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.clips) * len(self.KINDS)
 
     def get(self, index: int, epoch: int) -> Example:
-        item = self.items[index]
-        if isinstance(item, Example):
-            return item
-        audio, question, choices, answer = item
+        clip, kind = divmod(index, len(self.KINDS))
+        audio, caption, sounds = self.clips[clip]
+        if self.KINDS[kind] == "caption":
+            return Example(audio, CAPTION_PROMPT, caption)
+        rng = np.random.default_rng([self.seed, epoch, index])
+        if self.KINDS[kind] == "presence":
+            question, choices, answer = presence_question(rng, sounds)
+        else:
+            question, choices, answer = copy_question(rng)
+            audio = self.clips[int(rng.integers(len(self.clips)))][0]
         if self.train:
-            mc = augmented_example(question, choices, answer, np.random.default_rng([self.seed, epoch, index]))
+            mc = augmented_example(question, choices, answer, rng)
             return Example(audio, mc.prompt, mc.target)
         return Example(audio, render_question(question, choices), render_answer(choices, answer))
 
@@ -101,14 +106,14 @@ class CaptionTags:
 
 
 def load_examples(cfg: TrainConfig, split: str, train: bool):
-    """The examples of ``split`` for ``cfg.corpus``: "questions", "captions" or "tags"."""
+    """The examples of ``split`` for ``cfg.corpus``: "questions", "captions", "captions+copy" or "tags"."""
     root = Path(cfg.data_root)
-    if cfg.corpus == "captions":
-        return CaptionExamples(root, split, cfg.seed, train)
+    if cfg.corpus in ("captions", "captions+copy"):
+        return CaptionExamples(root, split, cfg.seed, train, copy=cfg.corpus == "captions+copy")
     if cfg.corpus == "tags":
         return CaptionTags(root, split)
     if cfg.corpus != "questions":
-        raise ValueError(f"corpus must be 'questions', 'captions' or 'tags', not {cfg.corpus!r}")
+        raise ValueError(f"corpus must be 'questions', 'captions', 'captions+copy' or 'tags', not {cfg.corpus!r}")
     loaded = load_split(root, split, skip_problems=cfg.skip_bad_data)
     if loaded.skipped:
         print(f"{split}: skipped {loaded.skipped} questions with data problems: {loaded.summary()}")

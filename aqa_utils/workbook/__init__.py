@@ -1,10 +1,11 @@
 """The notebook layer: profiles (sizes, paths, systems), the workbook's steps, ``make reproduce``.
 
 Modules: ``profile`` (``Profile``, ``System``, settings from the environment), ``steps`` (data, base, LoRA,
-evaluation, each reusing finished work), ``reproduce`` (run every notebook, write the results README),
+evaluation, each reusing finished work), ``lr_sweep`` (the learning rate, chosen on a validation split), ``reproduce`` (run every notebook, write the results README),
 ``notebook`` (the notebooks' setup cell).
 """
 
+from aqa_utils.workbook.lr_sweep import choose_lr
 from aqa_utils.workbook.notebook import setup
 from aqa_utils.workbook.profile import Profile, System, profile, repo_root
 from aqa_utils.workbook.reproduce import NOTEBOOKS, reproduce, write_results_readme
@@ -13,7 +14,7 @@ from aqa_utils.workbook.steps import (
     evaluations, finished_with, load_system, saved_evaluations, train_lora,
 )
 
-__all__ = ["NOTEBOOKS", "Profile", "SavedEvaluation", "System", "base_audio_reliance", "ensure_base",
+__all__ = ["NOTEBOOKS", "Profile", "SavedEvaluation", "System", "base_audio_reliance", "choose_lr", "ensure_base",
            "ensure_mini_benchmark", "evaluate_systems", "evaluation_dir", "evaluations", "finished_with",
            "load_system", "profile", "repo_root", "reproduce", "saved_evaluations", "setup", "train_lora",
            "write_results_readme"]

@@ -69,7 +69,11 @@ class Profile:
     encoder_stage: TrainConfig
     """Stage 0 of the tiny base (hyperparameters only): CLAP learns the captions' sound tags."""
     base_stage: TrainConfig
-    """Stage 1 of the tiny base (hyperparameters only): CLAP frozen, the rest learns captions and questions."""
+    """Stage 1 of the tiny base (hyperparameters only): CLAP frozen, the rest learns captions and generic presence
+    questions (``training.examples.CaptionExamples``)."""
+    copy_stage: TrainConfig
+    """Stage 2 of the tiny base (hyperparameters only): stage 1's corpus mixed half and half with text-only copy
+    questions, so the LM learns to answer with any option's text (``data.mini.generic``)."""
     lora_recipe: TrainConfig
     """The LoRA recipe's training config (hyperparameters only); each system's config is derived by
     ``lora_config``."""
@@ -78,6 +82,8 @@ class Profile:
     eval_max_new_tokens: int
     ranks: tuple[int, ...] = (8, 16, 32)
     seeds: tuple[int, ...] = (0,)
+    lr_grid: tuple[float, ...] = ()
+    """Learning rates tried on the recipe's validation split (``workbook.lr_sweep``); empty: the recipe's own."""
     dcase_root: Path | None = None
     """Real DCASE data (``AQA_DCASE_ROOT``); None: the mini benchmark."""
     model: str = "af2-tiny"
@@ -105,10 +111,20 @@ class Profile:
         return replace(self.base_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_pretrain"),
                        checkpoint=str(Path(self.encoder_config().out_dir) / "final"))
 
-    def lora_config(self, system: System) -> TrainConfig:
+    def copy_config(self) -> TrainConfig:
+        return replace(self.copy_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_copy"),
+                       checkpoint=str(Path(self.base_config().out_dir) / "final"))
+
+    def base_stages(self) -> tuple[TrainConfig, ...]:
+        """The tiny base's training stages in order, each starting from the previous one's ``final/``."""
+        return self.encoder_config(), self.base_config(), self.copy_config()
+
+    def lora_config(self, system: System, lr: float | None = None) -> TrainConfig:
+        """The training config of ``system``: the recipe's, at learning rate ``lr`` (None: the recipe's ``lr``)."""
         if system.run_dir is None:
             raise ValueError("the base is not trained by LoRA")
         return replace(self.lora_recipe, data_root=str(self.data_root), train_split=self.train_split,
+                       lr=self.lora_recipe.lr if lr is None else lr,
                        model=self.model, checkpoint=str(self.base_dir), out_dir=str(system.run_dir),
                        seed=system.seed, lora=replace(self.lora_recipe.lora, rank=system.rank),
                        gradient_checkpointing=self.real_checkpoint or self.lora_recipe.gradient_checkpointing,
@@ -146,6 +162,7 @@ def profile(name: str | None = None) -> Profile:
     real_weights = bool(settings.get("AQA_AF2_CHECKPOINT"))
     rec = Recipe.load(settings.get("AQA_RECIPE", "local") if name == "full" and real_weights else f"tiny/{name}")
     recipe = dict(lora_recipe=rec.train, ranks=rec.ranks, seeds=rec.seeds, train_split=rec.train.train_split,
+                  lr_grid=rec.lr_grid,
                   recipe=rec.name,
                   model=rec.train.model,
                   eval_permutations=rec.evaluate.permutations, eval_limit=rec.evaluate.limit,
@@ -155,12 +172,17 @@ def profile(name: str | None = None) -> Profile:
         prof = Profile(
             name=name, mini_root=root / "data" / "mini", base_dir=root / "work" / "base" / "af2-tiny",
             runs_dir=root / "results" / "runs", results_dir=root / "results",
-            # 600 dev questions: a 95% interval of one system's accuracy is about +-4 points wide there.
-            mini_sizes=dict(n_train=480, n_dev=600, n_eval=60, n_captions_train=600, n_captions_dev=100),
+            # 600 dev questions: a 95% interval of one system's accuracy is about +-4 points wide there. 1500 train
+            # questions: a fifth of their clips is carved off as the validation split (train.val, ~300 questions)
+            # that picks the learning rate, and LoRA sees ~80 questions of each type in the rest (train.fit).
+            mini_sizes=dict(n_train=1500, n_dev=600, n_eval=60, n_captions_train=600, n_captions_dev=100),
             # save_every: a checkpoint every ~20-40 s on 2 cores, so an interrupted `make reproduce` loses little.
             encoder_stage=_encoder_stage(epochs=10, batch_size=16, lr=3e-4, save_every=50),
             base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), epochs=7, batch_size=8, lr=3e-3,
                                    warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48,
+                                   save_every=100),
+            copy_stage=TrainConfig(mode="full", corpus="captions+copy", frozen=("clap",), max_steps=300, batch_size=8,
+                                   lr=1e-3, warmup_steps=10, val_split="dev", eval_every=100, max_val_examples=48,
                                    save_every=100),
             **recipe)
     else:
@@ -173,6 +195,8 @@ def profile(name: str | None = None) -> Profile:
             encoder_stage=_encoder_stage(epochs=1, batch_size=8, lr=3e-4, progress=False, save_every=2),
             base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), max_steps=4, batch_size=4,
                                    lr=3e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=2),
+            copy_stage=TrainConfig(mode="full", corpus="captions+copy", frozen=("clap",), max_steps=2, batch_size=4,
+                                   lr=1e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=1),
             **recipe)
     if settings.get("AQA_DCASE_ROOT"):
         prof.dcase_root = Path(settings["AQA_DCASE_ROOT"])

@@ -29,7 +29,16 @@ def ensure_mini_benchmark(prof: Profile) -> Path:
         return prof.data_root
     from aqa_utils.data.mini import make_mini_benchmark
 
-    make_mini_benchmark(prof.mini_root, seed=0, **prof.mini_sizes)  # the tiny base's caption corpus lives here
+    try:
+        make_mini_benchmark(prof.mini_root, seed=0, **prof.mini_sizes)  # the tiny base's caption corpus lives here
+    except FileExistsError:
+        # A benchmark of another version or size, written by an older workbook: everything trained or measured on
+        # it is stale (a run's config names the data folder, not what is in it), so it goes with the data.
+        print(f"{prof.mini_root}: a different mini benchmark; regenerating it and dropping the runs and "
+              "evaluations made on it", file=sys.stderr)
+        for stale in (prof.runs_dir, prof.base_dir, prof.results_dir / "eval"):
+            shutil.rmtree(stale, ignore_errors=True)
+        make_mini_benchmark(prof.mini_root, seed=0, overwrite=True, **prof.mini_sizes)
     return prof.data_root
 
 
@@ -72,17 +81,21 @@ def _fit(cfg) -> Path:
 
 
 def ensure_base(prof: Profile, retrain: bool = False) -> Path:
-    """The base checkpoint (release layout): the real AF2 when given, else the tiny base pretrained here in two
-    stages (stage 0: CLAP learns to tag sounds; stage 1: CLAP frozen, the rest learns captions and
-    multiple-choice questions). A finished stage is reused, an interrupted one resumed (see ``_fit``)."""
+    """The base checkpoint (release layout): the real AF2 when given, else the tiny base pretrained here in three
+    stages (``Profile.base_stages``; stage 0: CLAP learns to tag sounds; stage 1: CLAP frozen, the rest learns
+    captions and generic presence questions; stage 2: the same mixed with text-only copy questions). A finished
+    stage is reused, an interrupted one resumed (see ``_fit``)."""
     if prof.real_checkpoint:
         return prof.base_dir
-    stages = (prof.encoder_config(), prof.base_config())
+    stages = prof.base_stages()
     if (prof.base_dir / "safe_ckpt" / "metadata.json").exists() and not retrain and \
             all(finished_with(Path(cfg.out_dir), cfg) for cfg in stages):
         return prof.base_dir
     ensure_mini_benchmark(prof)
-    for system in prof.systems()[1:]:  # adapters of an older base would otherwise be reused with the new one
+    from aqa_utils.workbook.lr_sweep import forget_sweep
+
+    forget_sweep(prof)  # adapters of an older base would otherwise be reused with the new one
+    for system in prof.systems()[1:]:
         shutil.rmtree(system.run_dir, ignore_errors=True)
     final, trained = None, retrain
     for cfg in stages:
@@ -103,20 +116,30 @@ def ensure_base(prof: Profile, retrain: bool = False) -> Path:
 
 
 def base_audio_reliance(prof: Profile, checkpoint: str | Path | None = None, examples: int = 48) -> dict[str, float]:
-    """``training.audio_reliance`` of the base on the first ``examples`` caption-corpus dev items: loss per answer
-    token with their own clips and with other clips'; a model that ignores its audio scores the same on both."""
+    """``training.audio_reliance`` of the base on the first ``examples`` caption-corpus dev items that are about
+    their clip (captions and presence questions; copy questions answer from the text): loss per answer token with
+    their own clips and with other clips'; a model that ignores its audio scores the same on both."""
     from aqa_utils.training import audio_reliance
     from aqa_utils.training.examples import CaptionExamples
 
     data = CaptionExamples(prof.mini_root, "dev", train=False)
+    about_clip = [i for i in range(len(data)) if data.KINDS[i % len(data.KINDS)] != "copy"][:examples]
     model = load_model(checkpoint or prof.base_dir, device="cpu")
-    return audio_reliance(model, [data.get(i, 0) for i in range(min(examples, len(data)))])
+    return audio_reliance(model, [data.get(i, 0) for i in about_clip])
 
 
 def train_lora(prof: Profile, system: System, retrain: bool = False) -> dict:
-    """LoRA fine-tuning of ``system``; returns the run summary (reuses a finished run unless ``retrain``, resumes an
+    """LoRA fine-tuning of ``system`` at the recipe's rate, or the one its validation sweep chose
+    (``workbook.lr_sweep``); returns the run summary (reuses a finished run unless ``retrain``, resumes an
     interrupted one)."""
-    cfg = prof.lora_config(system)
+    from aqa_utils.workbook.lr_sweep import adopt_sweep_run, recipe_lr
+
+    lr = recipe_lr(prof)
+    cfg = prof.lora_config(system, lr)
+    if not retrain and lr is not None and not finished_with(system.run_dir, cfg):
+        if system.run_dir.exists() and not same_config(system.run_dir, cfg):
+            shutil.rmtree(system.run_dir)  # another rate's or base's run: never resumed (see _fit)
+        adopt_sweep_run(prof, system, lr)
     if not retrain and finished_with(system.run_dir, cfg):
         return json.loads((system.run_dir / "summary.json").read_text())
     ensure_base(prof)

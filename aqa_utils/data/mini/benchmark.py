@@ -14,7 +14,7 @@ from aqa_utils.data.mini.scenes import SPLIT_KEYS, draw_choices, plan_scenes, se
 from aqa_utils.data.mini.synth import write_audio
 from aqa_utils.data.mini.vocabulary import CALLS, EVENTS, SPECIES
 
-VERSION = 2
+VERSION = 3
 
 
 def _write_split(root: Path, split: str, n: int, seed: int, audio: bool) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 
 from aqa_utils.data.mini.vocabulary import (
     CALLS, CHOICE_COUNTS, CLIP_PREFIX, DURATION_WORDS, DURATIONS, EVENTS, GAP, NUMBERS, OFFSETS, ONSETS, PITCHES,
-    QTYPES, SPECIES, SPECIES_BY_NAME, TEMPLATES,
+    QTYPES, SPECIES, SPECIES_BY_NAME, TEMPLATES, seconds,
 )
 
 
@@ -172,8 +172,8 @@ def _tsqa(rng: np.random.Generator, name: str, cycles: dict, qtype: str) -> Scen
         "last_event": (order[-1], EVENTS, ()),
         "next_event": (after.get(x), EVENTS, (x,)),
         "event_count": (NUMBERS[target - 1] if qtype == "event_count" else None, NUMBERS, ()),
-        "onset": (_seconds(target) if qtype == "onset" else None, [_seconds(t) for t in ONSETS], ()),
-        "offset": (_seconds(target) if qtype == "offset" else None, [_seconds(t) for t in OFFSETS], ()),
+        "onset": (seconds(target) if qtype == "onset" else None, [seconds(t) for t in ONSETS], ()),
+        "offset": (seconds(target) if qtype == "offset" else None, [seconds(t) for t in OFFSETS], ()),
         "duration": (DURATION_WORDS[target] if qtype == "duration" else None, DURATION_WORDS, ()),
         "overlap": (target, ("yes", "no"), ()),
     }
@@ -213,10 +213,6 @@ def _calls(n: int) -> str:
 
 def _duration_word(d: float) -> str:
     return DURATION_WORDS[int(np.argmin(np.abs(np.log(DURATIONS) - np.log(d))))]
-
-
-def _seconds(t: int) -> str:
-    return f"about {t} second{'s' if t != 1 else ''}"
 
 
 def _cqa(rng: np.random.Generator, name: str, cycles: dict, qtypes: list[str]) -> Scene:

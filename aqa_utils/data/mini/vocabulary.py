@@ -38,6 +38,13 @@ ONSETS = (1, 3, 5, 7)
 OFFSETS = (3, 5, 7, 9)
 DURATIONS = (0.5, 1.0, 2.0, 3.0)
 DURATION_WORDS = ("about half a second", "about 1 second", "about 2 seconds", "about 3 seconds")
+
+
+def seconds(t: int) -> str:
+    """The answer text of an onset or offset at ``t`` seconds: "about 3 seconds"."""
+    return f"about {t} second{'s' if t != 1 else ''}"
+
+
 CHOICE_COUNTS = (2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5, 6)  # drawn uniformly: mostly 4
 
 TEMPLATES = {
