@@ -26,7 +26,7 @@ export MPLBACKEND := Agg
 
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help venv test test-unit test-notebooks reproduce lab bench clean
+.PHONY: help venv test test-unit test-notebooks reproduce reproduce-quick lab bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ test-notebooks: $(STAMP)
 ## run every notebook (full profile) and regenerate results/; resumes an interrupted run
 reproduce: $(STAMP)
 	MPLBACKEND=module://matplotlib_inline.backend_inline $(PY) -m aqa_utils reproduce
+
+## the same with one seed per rank and no learning-rate sweep (profile quick), under work/quick/
+reproduce-quick: $(STAMP)
+	MPLBACKEND=module://matplotlib_inline.backend_inline $(PY) -m aqa_utils reproduce --profile quick
 
 # Jupyter draws figures with its inline backend; the Agg exported above would hide them.
 ## JupyterLab from the environment

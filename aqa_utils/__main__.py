@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("reproduce", help="run the whole workbook (data, base, three ranks, evaluation, analysis)")
-    p.add_argument("--profile", default="full", choices=["full", "ci"])
+    p.add_argument("--profile", default="full", choices=["full", "quick", "ci"])
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("download", help="fetch the released AF2 weights or the DCASE data from the Hugging Face Hub "

@@ -3,7 +3,8 @@
 - ``configs/report.yaml``: the report's recipe for the released AF2 (LoRA on DCASE dev, predictions on the eval
   split, the submission CSV checked against the dataset's ``submission_example/``);
 - ``configs/local.yaml``: the honest local one (LoRA on train, every metric on dev);
-- ``configs/tiny/full.yaml``, ``configs/tiny/ci.yaml``: the embedded default's LoRA recipe per workbook profile.
+- ``configs/tiny/full.yaml``, ``configs/tiny/quick.yaml``, ``configs/tiny/ci.yaml``: the embedded default's LoRA
+  recipe per workbook profile.
 
 ``python -m aqa_utils train|evaluate --recipe NAME`` and the workbook's profile read them. A recipe states every
 hyperparameter: a missing one is an error naming the file, so no value of a recipe comes silently from a default

@@ -306,10 +306,18 @@ def test_results_readme_embeds_figures_and_links_notebooks_where_they_are(prof, 
     with pytest.raises(ValueError, match="broken.ipynb: not a readable notebook"):
         export_html(prof)
     (executed / "broken.ipynb").unlink()
+    nbformat.write(nb, executed / "06_rank_saturation.ipynb")
     written = export_html(prof)
-    assert [p.name for p in written] == ["05_evaluation.html"] and "hello" in written[0].read_text()
+    assert [p.name for p in written] == ["05_evaluation.html", "06_rank_saturation.html"]
+    page = written[0].read_text()
+    # nbconvert's theme is written once, beside the pages, and each page links it instead of carrying a copy
+    css = (prof.results_dir / "html" / "notebook.css").read_text()
+    assert "hello" in page and len(css) > 10_000 and '<link rel="stylesheet" href="notebook.css">' in page
+    assert len(page) < len(css) and "<style" not in page.split("<body")[0].split("notebook.css")[1]
     text = path.read_text()
     assert "(notebooks/05_evaluation.ipynb) ([static HTML](html/05_evaluation.html))" in text
+    (executed / "06_rank_saturation.ipynb").unlink()
+    assert [p.name for p in export_html(prof)] == ["05_evaluation.html"]  # the export of a removed notebook goes
     assert "01_data_exploration" not in text.split("The executed notebooks")[1]
 
 
@@ -361,3 +369,36 @@ def test_every_drawing_cell_of_the_stored_notebooks_has_its_figure(path):
                if not any("image/png" in o.get("data", {}) for o in c.outputs)]
     assert missing == [], f"{path.name}: drawing cells without an image output"
     assert any("text/markdown" in o.get("data", {}) for c in code if "findings" in c.source for o in c.outputs)
+
+
+def test_goals_pass_only_when_every_bar_is_met():
+    """``analysis.goals``: a run meeting every bar reads "yes" everywhere but the one goal a single run cannot check;
+    moving one number past its bar flips that row alone."""
+    from copy import deepcopy
+
+    from aqa_utils.analysis.goals import goal_rows
+
+    def mode(acc, unparsed=0.0, tv=0.02):
+        return {"original": acc, "shuffle_mean": acc, "consistent": acc - 0.05, "ci": [acc - 0.03, acc + 0.03],
+                "unparsed": unparsed, "position_tv": tv}
+
+    systems = {"base": {"rank": 0, "seed": None, "score": mode(0.40), "generate": mode(0.30, 0.3, 0.1)}}
+    for rank in (8, 16, 32):
+        for seed in (0, 1, 2):
+            systems[f"lora_r{rank}_s{seed}"] = {"rank": rank, "seed": seed, "score": mode(0.55),
+                                                "generate": mode(0.52, 0.03, 0.05)}
+    gain = {"diff": 0.14, "ci": [0.10, 0.18], "n_seeds": 3}
+    summary = {"profile": "full", "split": "dev", "dev_questions": 600, "orders": 4, "systems": systems,
+               "lora_vs_base": {"8": {"score": gain, "generate": gain}}, "rank_verdict": "saturates above r=8",
+               "minutes": {"total": 39.0}}
+    sweep = {"chosen": 3e-3, "grid": [1e-3, 3e-3], "val_questions": 300, "val_split": "train.val"}
+    met = {r["goal"]: r["met"] for r in goal_rows(summary, sweep)}
+    assert [g for g, m in met.items() if m != "yes"] == ["8. two runs on one machine give identical numbers"]
+    worse = deepcopy(summary)
+    worse["systems"]["lora_r16_s2"]["generate"]["unparsed"] = 0.06
+    changed = {r["goal"] for r in goal_rows(worse, sweep) if r["met"] != met[r["goal"]]}
+    assert changed == {"3a. unparsed generations, every fine-tuned system"}
+    worse = deepcopy(summary)
+    worse["minutes"]["total"] = 41.0
+    assert {r["goal"] for r in goal_rows(worse, sweep) if r["met"] == "**no**"} == \
+        {"9. time of this `make reproduce` (full profile)"}

@@ -30,7 +30,7 @@ def no_settings(monkeypatch):
 
 
 def test_every_recipe_file_states_every_hyperparameter():
-    assert set(available()) == {"report", "local", "tiny/full", "tiny/ci"}
+    assert set(available()) == {"report", "local", "tiny/full", "tiny/quick", "tiny/ci"}
     for name in available():
         data = raw(name)
         assert set(data["train"]) == HYPERPARAMETERS, name
@@ -100,7 +100,7 @@ def test_an_unknown_recipe_lists_the_known_ones(tmp_path):
         Recipe.load(tmp_path / "broken.yaml")
 
 
-@pytest.mark.parametrize("name", ["full", "ci"])
+@pytest.mark.parametrize("name", ["full", "quick", "ci"])
 def test_the_tiny_profiles_lora_configs_are_the_yaml_values(no_settings, name):
     """One file holds each recipe's numbers: every system's derived config carries the YAML's values (its own rank
     and seed aside), and the profile's evaluation settings are the YAML's."""
@@ -156,3 +156,16 @@ def test_the_learning_rate_grid_is_read_and_chosen_on_a_carved_validation_split(
         system = prof.lora_system(8)
         assert prof.lora_config(system, prof.lr_grid[-1]).lr == prof.lr_grid[-1]
         assert prof.lora_config(system).lr == prof.lora_recipe.lr
+
+
+def test_the_quick_profile_is_the_full_one_with_one_seed_at_the_rate_the_full_sweep_chose(no_settings):
+    full, quick = workbook.profile("full"), workbook.profile("quick")
+    assert quick.seeds == (0,) and not quick.lr_grid and quick.mini_sizes == full.mini_sizes
+    assert [c.to_dict() for c in (quick.encoder_stage, quick.base_stage, quick.copy_stage)] == \
+        [c.to_dict() for c in (full.encoder_stage, full.base_stage, full.copy_stage)]
+    assert quick.results_dir != full.results_dir and quick.base_dir != full.base_dir  # never overwrites results/
+    differs = {k for k, v in quick.lora_recipe.to_dict().items() if v != full.lora_recipe.to_dict()[k]}
+    assert differs <= {"recipe"}
+    sweep = Path(__file__).resolve().parents[1] / "results" / "lr_sweep.json"
+    if sweep.exists():  # the committed full run's choice
+        assert quick.lora_recipe.lr == json.loads(sweep.read_text())["chosen"]

@@ -160,6 +160,15 @@ def test_run_summary_has_the_documented_keys(tmp_path):
     assert summary["lora_vs_base"]["8"]["score"]["diff"] == pytest.approx(0.208)
     assert summary["lora_vs_base"]["8"]["generate"]["n_seeds"] == 2
     assert summary["rank_verdict"].startswith("grows above r=8")  # +0.024 on every question: no spread at all
+    # results/goals.md checks the miniature's goals against these numbers: +20.8 points would clear the gain bar,
+    # but two seeds are short of three; 5-point half-widths miss the 4-point bar; K=2 orders are short of 4.
+    goals = {line.split(" | ")[0]: line for line in (tmp_path / "goals.md").read_text().splitlines()
+             if line.startswith("| ")}
+    gain = goals["| 2. LoRA r=8 - base, shuffle mean, score"]
+    assert "+20.8 [+20.8, +20.8] (2 seeds)" in gain and gain.endswith("| **no** |")
+    assert goals["| 6. 95% CI half-width of one system's shuffle-mean accuracy"].endswith("at most 5.0 points (30 dev "
+                                                                             "questions) | <= 4 points | **no** |")
+    assert "K=2 orders" in goals["| 1. headline: original order, shuffle mean, right under every order, both answer modes"]
 
 
 def test_systems_are_never_evaluated_on_their_training_split(prof):

@@ -189,3 +189,11 @@ def position_test(positions, n_choices) -> dict:
     keep = expected > 0
     p = float(stats.chisquare(observed[keep], expected[keep] * n / expected[keep].sum()).pvalue)
     return {"observed": observed / n, "expected": expected, "p_value": p, "n": n}
+
+
+def lr_sweep_table(record: dict) -> pd.DataFrame:
+    """The learning-rate sweep (``workbook.lr_sweep``) per rate: validation accuracy (shuffle mean) with its 95%
+    interval, in %, and the run's final validation loss."""
+    return pd.DataFrame([{"learning rate": r["lr"],
+                          f"{record['val_split']} accuracy %, shuffle mean": _cell(r["shuffle_mean"], r["ci"]),
+                          "final val loss": round(r["val_loss"], 3)} for r in record["runs"].values()])

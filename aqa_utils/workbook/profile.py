@@ -1,6 +1,8 @@
 """A workbook profile: sizes and recipes of one run, where its data and results live, and the systems it compares.
 
 - ``full`` (default): the embedded default at its real size, results under ``results/``.
+- ``quick``: the same data, base and evaluation with one training seed per rank and the full profile's chosen
+  learning rate instead of a sweep (``configs/tiny/quick.yaml``), under ``work/quick/``: a first look in less time.
 - ``ci``: the same chain with a few steps each, under ``work/ci/``, for nbval in ``make test``.
 
 Pointing the workbook at the real thing needs no code change, only environment variables (or the same keys in a
@@ -23,7 +25,9 @@ from pathlib import Path
 from aqa_utils.config import TrainConfig, repo_root
 from aqa_utils.recipe import Recipe
 
-__all__ = ["Profile", "System", "profile", "repo_root"]
+__all__ = ["PROFILES", "Profile", "System", "profile", "repo_root"]
+
+PROFILES = ("full", "quick", "ci")
 
 
 @dataclass(frozen=True)
@@ -157,8 +161,8 @@ def profile(name: str | None = None) -> Profile:
     """The profile named, else ``AQA_PROFILE``, else ``full``; real data/weights and the recipe from the settings."""
     settings = _settings()
     name = name or settings.get("AQA_PROFILE", "full")
-    if name not in ("full", "ci"):
-        raise ValueError(f"unknown profile {name!r}: 'full' or 'ci'")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: one of {PROFILES}")
     real_weights = bool(settings.get("AQA_AF2_CHECKPOINT"))
     rec = Recipe.load(settings.get("AQA_RECIPE", "local") if name == "full" and real_weights else f"tiny/{name}")
     recipe = dict(lora_recipe=rec.train, ranks=rec.ranks, seeds=rec.seeds, train_split=rec.train.train_split,
@@ -168,10 +172,14 @@ def profile(name: str | None = None) -> Profile:
                   eval_permutations=rec.evaluate.permutations, eval_limit=rec.evaluate.limit,
                   eval_max_new_tokens=rec.evaluate.max_new_tokens)
     root = repo_root()
-    if name == "full":
+    if name in ("full", "quick"):
+        # quick: the full profile's data, base and evaluation with one seed and no sweep, in a folder of its own.
+        quick = root / "work" / "quick"
         prof = Profile(
-            name=name, mini_root=root / "data" / "mini", base_dir=root / "work" / "base" / "af2-tiny",
-            runs_dir=root / "results" / "runs", results_dir=root / "results",
+            name=name, mini_root=root / "data" / "mini",
+            base_dir=(quick / "base" if name == "quick" else root / "work" / "base") / "af2-tiny",
+            runs_dir=quick / "runs" if name == "quick" else root / "results" / "runs",
+            results_dir=quick / "results" if name == "quick" else root / "results",
             # 600 dev questions: a 95% interval of one system's accuracy is about +-4 points wide there. 1500 train
             # questions: a fifth of their clips is carved off as the validation split (train.val, ~300 questions)
             # that picks the learning rate, and LoRA sees ~80 questions of each type in the rest (train.fit).

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from aqa_utils.workbook.profile import Profile
 
 
 def export_html(prof: Profile) -> list[Path]:
-    """Every executed notebook in ``<results_dir>/notebooks/`` as one self-contained HTML file (figures embedded)
-    in ``<results_dir>/html/``; returns the files written. Older exports of notebooks that are gone are removed, and
-    the README's notebook list is rewritten to link the copies."""
+    """Every executed notebook in ``<results_dir>/notebooks/`` as an HTML file (figures embedded) in
+    ``<results_dir>/html/``, the stylesheet they all share once beside them (``STYLESHEET``); returns the HTML files
+    written. Older exports of notebooks that are gone are removed, and the README's notebook list is rewritten to
+    link the copies."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -20,20 +22,49 @@ def export_html(prof: Profile) -> list[Path]:
         raise FileNotFoundError(f"{source}: no executed notebooks to export (run `make reproduce` first)")
     target.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter(template_name="lab")
-    written = []
+    bodies = {}
     for path in notebooks:
         try:
             nb = nbformat.read(path, as_version=4)
         except Exception as err:  # nbformat's errors do not name the file
             raise ValueError(f"{path}: not a readable notebook ({err})") from err
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-        out = target / f"{path.stem}.html"
+        bodies[target / f"{path.stem}.html"] = exporter.from_notebook_node(
+            nb, resources={"metadata": {"name": path.stem}})[0]
+    for out, body in share_stylesheet(bodies, target / STYLESHEET).items():
         out.write_text(body, encoding="utf-8")
-        written.append(out)
+    written = list(bodies)
     for stale in set(target.glob("*.html")) - set(written):
         stale.unlink()
     refresh_notebook_index(prof)
     return written
+
+
+STYLESHEET = "notebook.css"
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.S)
+
+
+def share_stylesheet(bodies: dict[Path, str], css: Path) -> dict[Path, str]:
+    """The pages with every ``<style>`` block that all of them carry (nbconvert's theme, ~0.25 MB a page) moved
+    to the one file ``css``, linked where the first of them stood; blocks of one page only stay in it."""
+    blocks = {out: _STYLE.findall(body) for out, body in bodies.items()}
+    shared = [b for b in next(iter(blocks.values()), []) if all(b in found for found in blocks.values())]
+    if not shared:
+        return bodies
+    css.write_text("\n".join(shared), encoding="utf-8")
+    link = f'<link rel="stylesheet" href="{css.name}">\n'
+    out = {}
+    for page, body in bodies.items():
+        first = True
+
+        def swap(match: re.Match) -> str:
+            nonlocal first
+            if match.group(1) not in shared:
+                return match.group(0)
+            keep, first = link if first else "", False
+            return keep
+
+        out[page] = _STYLE.sub(swap, body)
+    return out
 
 
 INDEX_START, INDEX_END = "<!-- notebooks: written by aqa_utils.workbook.report -->", "<!-- /notebooks -->"

@@ -197,9 +197,11 @@ def summary(prof: Profile, seconds: float) -> list[str]:
                 for mode, g in gains.items()))
         if data.get("rank_verdict"):
             lines.append(f"rank saturation: {data['rank_verdict']}")
+        if data.get("lr_sweep"):
+            lines.append(f"learning rate {data['lr_sweep']['chosen']:g}, chosen on {data['lr_sweep']['val_split']}")
     lines.append(f"total time: {_duration(seconds)}")
-    for what, path in (("results", prof.results_dir / "README.md"), ("figures", prof.results_dir / "figures"),
-                       ("HTML", prof.results_dir / "html")):
+    for what, path in (("results", prof.results_dir / "README.md"), ("goals", prof.results_dir / "goals.md"),
+                       ("figures", prof.results_dir / "figures"), ("HTML", prof.results_dir / "html")):
         if path.exists():
             lines.append(f"{what}: {_shown(path)}")
     return lines
@@ -281,6 +283,9 @@ def write_results_readme(prof: Profile, reports: dict[str, dict], rank_table, co
             f"{name}: {versus_chance(rep[HEADLINE + '_ci'], chance)}" for name, rep in reports.items()) + ".",
         "",
     ]
+    if not prof.real_data:
+        lines += ["The miniature's goals, each checked against this run's numbers (measured, bar, met): "
+                  "[goals.md](goals.md), written at the end of `make reproduce` from `summary.json`.", ""]
     lines += ["## Findings (computed from the numbers here)", ""]
     for title, text in findings.items():
         lines += [f"### {title}", "", text, ""]
