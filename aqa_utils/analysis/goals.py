@@ -65,7 +65,7 @@ def goal_rows(summary: dict[str, Any], sweep: dict | None = None) -> list[dict[s
         excess = max((s[mode]["position_tv"] - base[mode]["position_tv"] for s in tuned.values()
                       if mode in s and mode in base), default=None)
         row(f"5. position bias (total variation), fine-tuned vs base, {mode}",
-            "n/a" if excess is None else f"base {base[mode]['position_tv']:.3f}; largest excess {excess:+.3f}",
+            "n/a" if excess is None else f"base {base[mode]['position_tv']:.4f}; largest excess {excess:+.4f}",
             f"<= base + {BARS['position_tv']}", excess is not None and excess <= BARS["position_tv"])
     half = max((s[m]["ci"][1] - s[m]["ci"][0]) / 2 for s in systems.values() for m in MODES if m in s)
     row("6. 95% CI half-width of one system's shuffle-mean accuracy", f"at most {100 * half:.1f} points "

@@ -34,8 +34,8 @@ def ensure_mini_benchmark(prof: Profile) -> Path:
     except FileExistsError:
         # A benchmark of another version or size, written by an older workbook: everything trained or measured on
         # it is stale (a run's config names the data folder, not what is in it), so it goes with the data.
-        print(f"{prof.mini_root}: a different mini benchmark; regenerating it and dropping the runs and "
-              "evaluations made on it", file=sys.stderr)
+        print(f"{portable(str(prof.mini_root))}: a different mini benchmark; regenerating it and dropping the runs "
+              "and evaluations made on it", file=sys.stderr)
         for stale in (prof.runs_dir, prof.base_dir, prof.results_dir / "eval"):
             shutil.rmtree(stale, ignore_errors=True)
         make_mini_benchmark(prof.mini_root, seed=0, overwrite=True, **prof.mini_sizes)
