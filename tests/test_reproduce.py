@@ -2,8 +2,9 @@
 the notebook kernels talk over IPC (no unencrypted-TCP warning) and relay their text bars (widgets when run by hand),
 Ctrl-C stops the kernel, and the summary is read from the evaluation files.
 
-Cost: the training tests pretrain the CI profile's tiny base twice (4 + 4 steps each; a full-mode step takes seconds)
-and run its 3-step LoRA four times; the kernel tests start two Python kernels.
+Cost: the training tests pretrain the CI profile's tiny base twice (4 + 4 + 2 steps each; a full-mode step takes
+seconds) and run its 3-step LoRA five times (two of them the learning-rate sweep); the kernel tests start two
+Python kernels.
 """
 
 from __future__ import annotations
@@ -97,8 +98,28 @@ def test_base_interrupted_in_pretraining_resumes_to_the_same_weights(uninterrupt
     assert read_metrics(stage1) == read_metrics(uninterrupted.base_config().out_dir)
 
 
+def test_the_sweep_run_at_the_chosen_rate_becomes_the_first_system(uninterrupted):
+    """The fixture's LoRA r=8 seed 0 was not trained twice: the learning-rate sweep's run at the chosen rate (same
+    base, data, recipe, rank and seed) was adopted as it, its recorded run folder renamed."""
+    from aqa_utils.config import portable
+    from aqa_utils.workbook.lr_sweep import sweep_system
+
+    prof = uninterrupted
+    sweep = workbook.choose_lr(prof)  # the saved sweep, current: nothing is trained again
+    assert sweep["chosen"] in prof.lr_grid and set(sweep["runs"]) == {f"{lr:g}" for lr in prof.lr_grid}
+    first = prof.lora_system(prof.ranks[0], prof.seeds[0])
+    assert_same(tensors(sweep_system(prof, sweep["chosen"]).adapter), tensors(first.adapter))
+    saved = json.loads((first.run_dir / "config.json").read_text())["train"]
+    assert saved["out_dir"] == portable(str(first.run_dir)) and saved["lr"] == sweep["chosen"]
+    assert steps.finished_with(first.run_dir, prof.lora_config(first, sweep["chosen"]))
+    assert not (first.run_dir / "checkpoints").exists()
+
+
 def test_lora_interrupted_resumes_and_a_changed_config_starts_over(uninterrupted, tmp_path, monkeypatch):
-    prof = uninterrupted  # its finished base is reused; the adapter goes to a run folder of its own
+    # Its finished base is reused; the adapter goes to a run folder of its own. The recipe's rate is fixed at the
+    # sweep's choice (no sweep: a run folder of the sweep's rank and seed would otherwise adopt the sweep's run).
+    chosen = workbook.choose_lr(uninterrupted)["chosen"]
+    prof = replace(uninterrupted, lr_grid=(), lora_recipe=replace(uninterrupted.lora_recipe, lr=chosen))
     system = workbook.System(8, 0, tmp_path / "lora_r8")
     with pytest.raises(KeyboardInterrupt):
         CtrlC(monkeypatch, corpus="questions", at=2)  # after the checkpoint of step 2

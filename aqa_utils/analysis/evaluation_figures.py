@@ -172,7 +172,7 @@ def plot_rank_saturation(table: pd.DataFrame, base: dict, model: str, data: str,
     ``table``: ``rank_table`` output; ``base``: the base's accuracy report."""
     acc_col = f"{metric_name(metric)} %"
     params_col = f"trainable params ({model})"
-    fig, axes = plt.subplots(1, 2 if reported else 1, figsize=(11 if reported else 6, 3.9), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if reported else 1, figsize=(12 if reported else 6, 4.4), squeeze=False)
     ax = axes[0, 0]
     for rank, rows in table.groupby(level="rank"):
         p = float(rows[params_col].iloc[0])
@@ -192,10 +192,10 @@ def plot_rank_saturation(table: pd.DataFrame, base: dict, model: str, data: str,
     ax.set_xscale("log")
     ax.margins(x=0.15)
     ax.set_xlabel(f"trainable LoRA parameters ({model})")
-    percent_axis(ax, f"{metric_name(metric)} % (95% CI)")
+    percent_axis(ax, f"{metric_name(metric)} %\n(95% CI)")
     n_seeds = int(table.groupby(level="rank").size().max())
     seeds = "one seed per rank" if n_seeds == 1 else f"{n_seeds} seeds per rank: points, and mean with 95% t-interval"
-    ax.set_title(f"measured here: {model}, {data} ({seeds})", fontsize=9)
+    ax.set_title(f"measured here: {model}, {data}\n({seeds})", fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     if reported:
         ax2 = axes[0, 1]
@@ -209,6 +209,6 @@ def plot_rank_saturation(table: pd.DataFrame, base: dict, model: str, data: str,
         ax2.margins(x=0.15)
         ax2.set_xlabel("trainable LoRA parameters (AF2-3B)" if reported_params else "rank")
         percent_axis(ax2, "overall accuracy % (reported)")
-        ax2.set_title("reported: AF2-3B + LoRA, DCASE dev (not comparable with the left)", fontsize=9)
+        ax2.set_title("reported: AF2-3B + LoRA, DCASE dev\n(not comparable with the left)", fontsize=9)
     fig.tight_layout()
     return fig
