@@ -80,13 +80,21 @@ def headline(evaluations: Mapping[Any, Any]) -> dict[str, Any]:
     return out
 
 
-def rank_verdict(rank_vs_lowest: Mapping[str, Mapping[str, Any]], lowest: int, mode: str = "score") -> str:
-    """"saturates" when no higher rank beats the lowest with 95% confidence, else "grows"; in words, with the
-    numbers it rests on."""
+def _points(d: Mapping[str, Any]) -> str:
+    return f"{100 * d['diff']:+.1f} points [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]"
+
+
+def rank_verdict(rank_vs_lowest: Mapping[str, Mapping[str, Any]], lowest: int, mode: str = "score",
+                 lowest_vs_base: Mapping[str, Any] | None = None) -> str:
+    """"grows" when a higher rank beats the lowest with 95% confidence; else "saturates", unless the lowest rank
+    does not beat the base with 95% confidence (``lowest_vs_base``: its ``lora_vs_base`` entry): then there is no
+    gain to saturate, and the verdict says so. In words, with the numbers it rests on."""
     if not rank_vs_lowest:
         return "no higher rank was trained"
     better = [r for r, d in rank_vs_lowest.items() if d[mode]["ci"][0] > 0]
-    parts = ", ".join(f"r={r} {100 * d[mode]['diff']:+.1f} points [{100 * d[mode]['ci'][0]:+.1f}, "
-                      f"{100 * d[mode]['ci'][1]:+.1f}]" for r, d in rank_vs_lowest.items())
-    word = "grows" if better else "saturates"
-    return f"{word} above r={lowest} ({mode}, shuffle-averaged, against r={lowest}: {parts})"
+    parts = ", ".join(f"r={r} {_points(d[mode])}" for r, d in rank_vs_lowest.items())
+    against = f"({mode}, shuffle-averaged, against r={lowest}: {parts})"
+    if not better and lowest_vs_base is not None and lowest_vs_base[mode]["ci"][0] <= 0:
+        return (f"nothing to saturate: r={lowest} does not beat the base ({_points(lowest_vs_base[mode])}) and no "
+                f"higher rank beats r={lowest} {against}")
+    return f"{'grows' if better else 'saturates'} above r={lowest} {against}"

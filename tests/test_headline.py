@@ -70,5 +70,10 @@ def test_headline_and_verdict():
     assert verdict.startswith("grows above r=8") and "r=32 +30.0 points" in verdict
     del h["rank_vs_lowest"]["32"]
     assert rank_verdict(h["rank_vs_lowest"], lowest=8).startswith("saturates above r=8")
+    gain = h["lora_vs_base"]["8"]  # +30 points: a gain that stops growing saturates
+    assert rank_verdict(h["rank_vs_lowest"], lowest=8, lowest_vs_base=gain).startswith("saturates above r=8")
+    none = {m: {"diff": 0.004, "ci": [-0.02, 0.03]} for m in ("score", "generate")}
+    assert rank_verdict(h["rank_vs_lowest"], lowest=8, lowest_vs_base=none).startswith(
+        "nothing to saturate: r=8 does not beat the base (+0.4 points [-2.0, +3.0])")
     with pytest.raises(ValueError, match="base"):
         headline({system(8, 0): evaluation({"q": 1.0})})

@@ -42,7 +42,8 @@ def run_summary(prof: Profile, evaluations: Mapping, minutes: Mapping[str, float
         "seeds": list(prof.seeds),
         "minutes": dict(minutes or {}),
         **head,
-        "rank_verdict": rank_verdict(head["rank_vs_lowest"], lowest=ranks[0]) if ranks else None,
+        "rank_verdict": rank_verdict(head["rank_vs_lowest"], lowest=ranks[0],
+                                     lowest_vs_base=head["lora_vs_base"].get(str(ranks[0]))) if ranks else None,
         "orders": prof.eval_permutations,
         "lr_sweep": json.loads(sweep_path.read_text()) if prof.lr_grid and sweep_path.exists() else None,
     }
