@@ -398,6 +398,15 @@ def test_goals_pass_only_when_every_bar_is_met():
     worse["systems"]["lora_r16_s2"]["generate"]["unparsed"] = 0.06
     changed = {r["goal"] for r in goal_rows(worse, sweep) if r["met"] != met[r["goal"]]}
     assert changed == {"3a. unparsed generations, every fine-tuned system"}
+    # A second run on this machine (the quick profile's: base and seed-0 adapters again) checks goal 8 too.
+    again = {"profile": "quick", "systems": {k: deepcopy(v) for k, v in systems.items() if v["seed"] in (None, 0)}}
+    rows = {r["goal"]: r for r in goal_rows(summary, sweep, again)}
+    assert all(r["met"] == "yes" for r in rows.values())
+    assert "4 systems trained and evaluated again by the quick profile's run: every number identical" in \
+        rows["8. two runs on one machine give identical numbers"]["measured"]
+    again["systems"]["lora_r16_s0"]["score"]["original"] += 1e-6
+    row = next(r for r in goal_rows(summary, sweep, again) if r["goal"].startswith("8."))
+    assert row["met"] == "**no**" and "1 differ (lora_r16_s0)" in row["measured"]
     worse = deepcopy(summary)
     worse["minutes"]["total"] = 41.0
     assert {r["goal"] for r in goal_rows(worse, sweep) if r["met"] == "**no**"} == \

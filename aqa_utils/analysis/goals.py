@@ -19,8 +19,11 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
-def goal_rows(summary: dict[str, Any], sweep: dict | None = None) -> list[dict[str, str]]:
-    """One row per goal: ``goal``, ``measured``, ``bar``, ``met`` ("yes" / "no" / "not checked by one run")."""
+def goal_rows(summary: dict[str, Any], sweep: dict | None = None, other: dict[str, Any] | None = None
+              ) -> list[dict[str, str]]:
+    """One row per goal: ``goal``, ``measured``, ``bar``, ``met`` ("yes" / "no" / "not checked by one run").
+    ``other``: another run's summary on this machine (e.g. the quick profile's), whose systems in common with this
+    run must hold the same numbers."""
     systems = summary["systems"]
     tuned = {k: s for k, s in systems.items() if s["rank"]}
     base = systems["base"]
@@ -79,7 +82,15 @@ def goal_rows(summary: dict[str, Any], sweep: dict | None = None) -> list[dict[s
     else:
         row("7. learning rate chosen on a validation split carved out of train", "no sweep in this recipe",
             "a sweep on validation data", False)
-    row("8. two runs on one machine give identical numbers", "one run", "identical summary.json", None)
+    shared = sorted(set(systems) & set((other or {}).get("systems", {})))
+    if shared:
+        differ = [k for k in shared if other["systems"][k] != systems[k]]
+        row("8. two runs on one machine give identical numbers",
+            f"{len(shared)} systems trained and evaluated again by the {other.get('profile')} profile's run: "
+            + (f"{len(differ)} differ ({', '.join(differ)})" if differ else "every number identical"),
+            "identical numbers", not differ)
+    else:
+        row("8. two runs on one machine give identical numbers", "one run", "identical numbers", None)
     minutes = summary.get("minutes", {}).get("total")
     limit = BARS["full_minutes"] if summary.get("profile") == "full" else BARS["quick_minutes"]
     row(f"9. time of this `make reproduce` ({summary.get('profile')} profile)",
@@ -88,9 +99,9 @@ def goal_rows(summary: dict[str, Any], sweep: dict | None = None) -> list[dict[s
     return rows
 
 
-def goals_markdown(summary: dict[str, Any], sweep: dict | None = None) -> str:
+def goals_markdown(summary: dict[str, Any], sweep: dict | None = None, other: dict[str, Any] | None = None) -> str:
     """The goal table as Markdown."""
-    rows = goal_rows(summary, sweep)
+    rows = goal_rows(summary, sweep, other)
     lines = ["| goal | measured | bar | met |", "|---|---|---|---|"]
     lines += [f"| {r['goal']} | {r['measured']} | {r['bar']} | {r['met']} |" for r in rows]
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from aqa_utils.headline import headline, rank_verdict
-from aqa_utils.workbook.profile import Profile
+from aqa_utils.workbook.profile import Profile, profile
 
 
 def run_summary(prof: Profile, evaluations: Mapping, minutes: Mapping[str, float] | None = None,
@@ -58,9 +58,12 @@ def write_summary(prof: Profile, evaluations: Mapping, minutes: Mapping[str, flo
     summary = run_summary(prof, evaluations, minutes, split)
     path.write_text(json.dumps(summary, indent=2) + "\n")
     if not prof.real_data:
+        twin = {"full": "quick", "quick": "full"}.get(prof.name)  # same data and base: shared systems must agree
+        twin_path = profile(twin).results_dir / "summary.json" if twin else None
+        other = json.loads(twin_path.read_text()) if twin_path and twin_path.exists() else None
         (prof.results_dir / "goals.md").write_text(
             f"# The miniature's goals, checked against this run ({prof.name} profile)\n\nWritten by `make reproduce` "
             "from `summary.json` (`aqa_utils/analysis/goals.py`): each goal of the embedded default, what this run "
             "measured, the bar, and whether it is met. Nothing here is typed by hand.\n\n"
-            + goals_markdown(summary, summary.get("lr_sweep")) + "\n")
+            + goals_markdown(summary, summary.get("lr_sweep"), other) + "\n")
     return path
