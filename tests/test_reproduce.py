@@ -13,6 +13,7 @@ import _thread
 import io
 import json
 import os
+import signal
 import sys
 import threading
 from dataclasses import replace
@@ -184,6 +185,10 @@ def test_kernels_talk_over_ipc_and_relay_their_text_bars(tmp_path, capfd, monkey
 
 
 def test_ctrl_c_stops_the_kernel(tmp_path, monkeypatch):
+    # Ctrl-C as a terminal delivers it: Python's own SIGINT handler raising KeyboardInterrupt in the main thread.
+    # Pinned here because in the whole suite (after tests/test_browser.py and others) this test did not see the
+    # KeyboardInterrupt twice, while alone and in smaller sets it did; the cause is not found yet.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     kernel_environment(monkeypatch)
     pid_file = tmp_path / "kernel.pid"
     src = tiny_notebook(tmp_path / "t.ipynb", f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))",
@@ -196,8 +201,11 @@ def test_ctrl_c_stops_the_kernel(tmp_path, monkeypatch):
         _thread.interrupt_main()
 
     threading.Thread(target=ctrl_c_once_the_kernel_sleeps, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        reproduce.run_notebook(src, tmp_path / "out.ipynb", {}, "t", file=io.StringIO())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            reproduce.run_notebook(src, tmp_path / "out.ipynb", {}, "t", file=io.StringIO())
+    finally:
+        signal.signal(signal.SIGINT, previous)
     with pytest.raises(ProcessLookupError):  # killed and reaped before run_notebook returned
         os.kill(int(pid_file.read_text()), 0)
 
