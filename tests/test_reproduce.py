@@ -99,6 +99,28 @@ def test_base_interrupted_in_pretraining_resumes_to_the_same_weights(uninterrupt
     assert read_metrics(stage1) == read_metrics(uninterrupted.base_config().out_dir)
 
 
+def test_a_clean_clone_retrains_base_stages_whose_record_is_committed_without_weights(uninterrupted, tmp_path,
+                                                                                       monkeypatch):
+    """A clone has each base stage's config.json, metrics.jsonl and summary.json (committed) but not its final/
+    (ignored: too large). Such a record is not a finished stage: every stage trains again, to the same weights and
+    a rewritten (not appended) log."""
+    prof = ci_profile(tmp_path, uninterrupted.mini_root)
+    for done, cfg in zip(uninterrupted.base_stages(), prof.base_stages()):
+        Path(cfg.out_dir).mkdir(parents=True)
+        for name in ("config.json", "metrics.jsonl", "summary.json"):  # as a clone has them: in its own folders
+            text = (Path(done.out_dir) / name).read_text()
+            for ref, here in ((uninterrupted.runs_dir, prof.runs_dir), (uninterrupted.base_dir, prof.base_dir)):
+                text = text.replace(str(ref), str(here))
+            (Path(cfg.out_dir) / name).write_text(text)
+        assert steps.same_config(Path(cfg.out_dir), cfg) and not steps.finished_with(Path(cfg.out_dir), cfg)
+    built = CtrlC(monkeypatch)
+    steps.ensure_base(prof)
+    assert built.built == [cfg.corpus for cfg in prof.base_stages()]
+    assert_same(tensors(uninterrupted.base_dir), tensors(prof.base_dir))
+    for done, cfg in zip(uninterrupted.base_stages(), prof.base_stages()):
+        assert read_metrics(cfg.out_dir) == read_metrics(done.out_dir)
+
+
 def test_the_sweep_run_at_the_chosen_rate_becomes_the_first_system(uninterrupted):
     """The fixture's LoRA r=8 seed 0 was not trained twice: the learning-rate sweep's run at the chosen rate (same
     base, data, recipe, rank and seed) was adopted as it, its recorded run folder renamed."""

@@ -69,6 +69,8 @@ def test_a_run_written_with_relative_paths_is_still_recognised_as_finished(tmp_p
     (run / "config.json").write_text(json.dumps({"train": portable(cfg.to_dict())}))
     (run / "summary.json").write_text("{}")
     assert json.loads((run / "config.json").read_text())["train"]["out_dir"] == "results/runs/lora_r8"
+    assert not finished_with(run, cfg)  # a record without its weights (a clean clone's base stages)
+    (run / "final").mkdir()
     assert finished_with(run, cfg)
     assert not finished_with(run, TrainConfig(data_root=cfg.data_root, out_dir=cfg.out_dir, lr=cfg.lr / 2))
 

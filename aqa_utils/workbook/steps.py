@@ -59,20 +59,23 @@ def same_config(run: Path, cfg) -> bool:
 
 
 def finished_with(run: Path, cfg) -> bool:
-    """A run folder holds a finished run of this configuration (``same_config``), so reusing it is safe."""
-    return (run / "summary.json").exists() and same_config(run, cfg)
+    """A run folder holds a finished run of this configuration (``same_config``) and its weights, so reusing it is
+    safe. The weights are checked because a clean clone has the committed record of a base stage (config, metrics,
+    summary) without its ``final/``, which is too large to commit."""
+    return (run / "summary.json").exists() and (run / "final").is_dir() and same_config(run, cfg)
 
 
 def _fit(cfg) -> Path:
     """Train ``cfg`` to the end; its ``final/``. A run of the same configuration that was interrupted (Ctrl-C, a
-    kill) continues from its last checkpoint (``Trainer.fit`` resumes exactly); one of another configuration is
-    thrown away. A finished run keeps only ``final/``: the checkpoints served only to resume it."""
+    kill) continues from its last checkpoint (``Trainer.fit`` resumes exactly); anything else in the folder (another
+    configuration, or a record without a checkpoint to resume) is thrown away. A finished run keeps only
+    ``final/``: the checkpoints served only to resume it."""
     from aqa_utils.training import Trainer
 
     run = Path(cfg.out_dir)
-    if not same_config(run, cfg):
-        shutil.rmtree(run, ignore_errors=True)
-    elif (run / "checkpoints" / "latest").exists():
+    if not same_config(run, cfg) or not (run / "checkpoints" / "latest").exists():
+        shutil.rmtree(run, ignore_errors=True)  # nothing to resume: a record left here would describe another run
+    else:
         print(f"{run.name}: resuming the interrupted run from {(run / 'checkpoints' / 'latest').read_text()}",
               file=sys.stderr)  # a status line: make reproduce relays the kernels' stderr to the terminal
     Trainer(cfg).fit()
