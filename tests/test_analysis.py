@@ -314,6 +314,7 @@ def test_results_readme_embeds_figures_and_links_notebooks_where_they_are(prof, 
     css = (prof.results_dir / "html" / "notebook.css").read_text()
     assert "hello" in page and len(css) > 10_000 and '<link rel="stylesheet" href="notebook.css">' in page
     assert len(page) < len(css) and "<style" not in page.split("<body")[0].split("notebook.css")[1]
+    assert "jp-Mermaid" not in page  # no diagram here, so no mermaid loader either (without_unused_mermaid)
     text = path.read_text()
     assert "(notebooks/05_evaluation.ipynb) ([static HTML](html/05_evaluation.html))" in text
     (executed / "06_rank_saturation.ipynb").unlink()
@@ -411,3 +412,14 @@ def test_goals_pass_only_when_every_bar_is_met():
     worse["minutes"]["total"] = 41.0
     assert {r["goal"] for r in goal_rows(worse, sweep) if r["met"] == "**no**"} == \
         {"9. time of this `make reproduce` (full profile)"}
+
+
+def test_the_mermaid_loader_stays_only_in_a_page_with_a_diagram():
+    from aqa_utils.workbook.report import without_unused_mermaid
+
+    loader = '<script type="module">\n  document.querySelectorAll(".jp-Mermaid > pre.mermaid");\n</script>\n'
+    other = '<script type="module">\n  console.log("kept");\n</script>\n'
+    head = f"<html><head>{loader}{other}</head><body>"
+    assert without_unused_mermaid(head + "<p>x</p></body></html>") == f"<html><head>{other}</head><body><p>x</p></body></html>"
+    with_diagram = head + '<div class="jp-Mermaid jp-RenderedMermaid"><pre class="mermaid">a-->b</pre></div></body></html>'
+    assert without_unused_mermaid(with_diagram) == with_diagram

@@ -31,7 +31,7 @@ def export_html(prof: Profile) -> list[Path]:
         bodies[target / f"{path.stem}.html"] = exporter.from_notebook_node(
             nb, resources={"metadata": {"name": path.stem}})[0]
     for out, body in share_stylesheet(bodies, target / STYLESHEET).items():
-        out.write_text(body, encoding="utf-8")
+        out.write_text(without_unused_mermaid(body), encoding="utf-8")
     written = list(bodies)
     for stale in set(target.glob("*.html")) - set(written):
         stale.unlink()
@@ -65,6 +65,20 @@ def share_stylesheet(bodies: dict[Path, str], css: Path) -> dict[Path, str]:
 
         out[page] = _STYLE.sub(swap, body)
     return out
+
+
+_MODULE_SCRIPT = re.compile(r"<script type=\"module\">(.*?)</script>\s*", re.S)
+_MERMAID_DIAGRAM = re.compile(r'class="[^"]*\bjp-Mermaid\b')
+
+
+def without_unused_mermaid(body: str) -> str:
+    """``body`` without nbconvert's mermaid loader (a ~420-line inline module, the same in every page) when the
+    page has no mermaid diagram: the loader looks for ``.jp-Mermaid`` elements and does nothing without one. It is
+    dropped rather than shared as a file because a browser refuses a module script from file:// (the usual way a
+    static copy is opened)."""
+    if _MERMAID_DIAGRAM.search(_MODULE_SCRIPT.sub("", body)):
+        return body
+    return _MODULE_SCRIPT.sub(lambda m: "" if "jp-Mermaid" in m.group(1) else m.group(0), body)
 
 
 INDEX_START, INDEX_END = "<!-- notebooks: written by aqa_utils.workbook.report -->", "<!-- /notebooks -->"
