@@ -1,4 +1,4 @@
-"""Session-3 experiment driver (#15, commit 929cf24 code): LoRA variants from the pipeline's base (work/base/af2-tiny, as `make reproduce` left it), trained on train.fit, scored on train.val (K=4, both modes); outputs under work/exp3/.
+"""Session-3 experiment driver (#15, commit 929cf24 code): LoRA variants from the pipeline's base (work/base/af2-tiny, as `make reproduce` left it; or JSON "base"), trained on train.fit, scored on train.val (K=4, both modes); outputs under work/exp3/.
 usage: python results/experiments/lora_gain_scripts/session3_run.py TAG 'JSON overrides of the LoRA TrainConfig' [eval-split]   (TAG=ref: the committed lora_r8_s0; TAG=base)"""
 import json, os, sys, time
 from dataclasses import replace
@@ -18,7 +18,7 @@ split = sys.argv[3] if len(sys.argv) > 3 else "train.val"
 base = kw.pop("base", str(prof.base_dir))
 if tag == "ref":
     adapter = "results/runs/lora_r8_s0/final"
-elif tag == "base":
+elif tag == "base" or tag.endswith("_zero"):  # the base itself, zero-shot
     adapter = None
 else:
     out = W / tag
