@@ -266,3 +266,16 @@ def test_free_answer_and_correctness_on_the_tiny_model(splits, tiny):
     right = systems.correctness(BASE, splits["dev"])
     table = evaluate(model, tokenizer, splits["dev"], EvalSettings(mode="score")).predictions
     assert right == dict(zip(table["qid"], table["correct"].astype(bool)))
+
+
+def test_correctness_reads_saved_scores_and_scores_only_what_they_miss(splits, tiny):
+    model, tokenizer = tiny
+    dev = [q for q in splits["dev"] if q.answer is not None][:3]
+    loads = []
+    saved = {q.qid: i % 2 == 0 for i, q in enumerate(dev)}
+    systems = Systems({BASE: lambda: loads.append(1) or model}, tokenizer, scored={BASE: saved})
+    assert systems.correctness(BASE, dev) == saved and loads == []  # read, no model loaded
+    del saved[dev[-1].qid]
+    systems = Systems({BASE: lambda: loads.append(1) or model}, tokenizer, scored={BASE: saved})
+    right = systems.correctness(BASE, dev)  # one question is not covered: the list is scored
+    assert loads == [1] and set(right) == {q.qid for q in dev}

@@ -445,6 +445,41 @@ def test_option_scoring_sums_multi_token_options(tiny):
     torch.testing.assert_close(score[0], expected, rtol=0, atol=1e-5)
 
 
+def test_scored_positions_are_grouped_by_audio_and_preceding_tokens():
+    from aqa_utils.model.flamingo import distinct_prefixes
+
+    pad = 151667
+    input_ids = torch.tensor([[5, 6, 7, 8, pad], [5, 6, 7, 9, 4], [5, 6, 7, 8, pad]])
+    target = torch.tensor([[0, 0, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0]], dtype=torch.bool)
+    rows, cols = target[:, 1:].nonzero(as_tuple=True)  # positions 1 and 2 of rows 0 and 2, 1..3 of row 1
+    # Rows 0 and 1 are one question (audio 0): both predict from (5, 6) and from (5, 6, 7), then differ; row 2 is
+    # row 0's text on another clip, so nothing of it is shared.
+    first, inverse = distinct_prefixes(input_ids, torch.tensor([0, 0, 1]), rows, cols)
+    assert first.tolist() == [0, 1, 4, 5, 6]
+    assert inverse.tolist() == [0, 1, 0, 1, 2, 3, 4]
+
+
+def test_option_scoring_with_shared_prefixes_equals_scoring_each_row_alone(tiny):
+    """Options sharing their first tokens (and a question's rows sharing its prompt) are scored from shared head
+    rows: every score must equal that row's own forward pass."""
+    prompt = token_ids(6, 73)
+    options = [torch.tensor([11, 12]), torch.tensor([11, 13, 14]), torch.tensor([15])]
+    rows = [torch.cat([prompt, o]) for o in options]
+    T = max(len(r) for r in rows)
+    input_ids = torch.full((3, T), 151667)
+    attn = torch.zeros(3, T, dtype=torch.long)
+    target = torch.zeros(3, T, dtype=torch.bool)
+    for r, row in enumerate(rows):
+        input_ids[r, : len(row)], attn[r, : len(row)], target[r, 6: len(row)] = row, 1, True
+    with torch.no_grad():
+        memory = tiny.encode_audio(audio(1, 1, seed=74), all_true(1, 1))
+        scores = tiny.option_logprobs(memory, input_ids, attn, target, torch.tensor([0, 0, 0]))
+        for r, row in enumerate(rows):
+            logp = torch.log_softmax(tiny(row[None], memory=memory).logits[0].float(), -1)
+            expected = sum(logp[t - 1, row[t]] for t in range(6, len(row)))
+            torch.testing.assert_close(scores[r], expected, rtol=0, atol=1e-5)
+
+
 # --------------------------------------------------------------------------------------------------- training
 def loss_and_grads(model: AF2Model, checkpointing: bool):
     model.set_gradient_checkpointing(checkpointing)

@@ -30,7 +30,8 @@ def write_evaluation(prof, system, modes=("score",), when: float = 2000.0) -> No
     folder.mkdir(parents=True, exist_ok=True)
     metrics = {mode: {"micro": 0.5, "system": system.name} for mode in modes}
     (folder / "metrics.json").write_text(json.dumps({"metrics": metrics}))
-    pd.DataFrame({"qid": ["q1", "q2"], "correct": [True, False]}).to_csv(folder / "predictions.csv", index=False)
+    pd.DataFrame({"qid": ["q1", "q2"], "answer": [1, 2], "pred_score": [1, 0], "correct": [True, False]}).to_csv(
+        folder / "predictions.csv", index=False)
     for f in folder.iterdir():
         os.utime(f, (when, when))
 
@@ -47,6 +48,15 @@ def test_current_evaluations_are_read_back_per_system(prof):
     for system, ev in saved.items():
         assert ev.metrics["score"]["system"] == system.name
         assert ev.predictions["correct"].tolist() == [True, False]
+
+
+def test_saved_correctness_is_each_systems_scored_answer_against_the_truth(prof):
+    assert workbook.saved_correctness(prof, "dev") == {}  # nothing saved: the demo scores for itself
+    write_all(prof)
+    right = workbook.saved_correctness(prof, "dev")
+    assert right == {system.name: {"q1": True, "q2": False} for system in prof.systems()}
+    os.utime(prof.base_dir / "safe_ckpt", (3000, 3000))  # the base changed since: nothing is current
+    assert workbook.saved_correctness(prof, "dev") == {}
 
 
 def test_an_evaluation_older_than_its_adapter_is_not_reused(prof):

@@ -100,12 +100,16 @@ class Systems:
     of an answer is never mixed with a one-off load.
     """
 
-    def __init__(self, loaders: dict[str, Callable[[], Any]], tokenizer: Any, max_new_tokens: int = 256):
+    def __init__(self, loaders: dict[str, Callable[[], Any]], tokenizer: Any, max_new_tokens: int = 256,
+                 scored: dict[str, dict[str, bool]] | None = None):
         if not loaders:
             raise ValueError("Systems: no system to load")
         self.loaders, self.tokenizer, self.max_new_tokens = dict(loaders), tokenizer, max_new_tokens
         self._models: dict[str, Any] = {}
         self._correct: dict[tuple[str, tuple[str, ...]], dict[str, bool]] = {}
+        # {name: {qid: right}} from the evaluation's saved predictions (``workbook.saved_correctness``): the "where
+        # wrong" filter reads them instead of scoring a split again with every system (minutes on 2 cores).
+        self.scored = {name: dict(right) for name, right in (scored or {}).items()}
 
     @property
     def names(self) -> list[str]:
@@ -131,11 +135,14 @@ class Systems:
         return {**free_answer(model, self.tokenizer, path, question, self.max_new_tokens), "load_seconds": load}
 
     def correctness(self, name: str, questions: list[Question]) -> dict[str, bool]:
-        """{qid: whether ``name``'s scored answer is right}, for questions with a known answer (evaluated once per
-        question list, option scoring as in the evaluation)."""
+        """{qid: whether ``name``'s scored answer is right}, for questions with a known answer: from ``scored`` when
+        it holds every one of them, else evaluated once per question list (option scoring, as the evaluation)."""
         from aqa_utils.evaluation.evaluate import evaluate
 
         known = [q for q in questions if q.answer is not None]
+        saved = self.scored.get(name, {})
+        if all(q.qid in saved for q in known):
+            return {q.qid: saved[q.qid] for q in known}
         key = (name, tuple(q.qid for q in known))
         if key not in self._correct:
             if not known:

@@ -289,16 +289,38 @@ class AF2Model(nn.Module):
 
         input_ids, attention_mask, target_mask: (R, T), right-padded rows "prompt + option";
         target_mask marks the option tokens to score; row_to_audio (R,) selects each row's audio in ``memory``.
-        Returns (R,). Only the scored positions go through the LM head (the vocabulary is 151,669 wide).
+        Returns (R,). Only the scored positions go through the LM head (the vocabulary is 151,669 wide), each
+        distinct one once: the options of a question share its prompt, and often their first words, so a scored
+        position whose audio and preceding tokens equal an earlier row's has the same hidden state (causal LM);
+        the head and its normaliser (most of a small model's scoring time) run on the first such row only.
         """
         hidden, _ = self._hidden_states(input_ids, attention_mask, memory.select(row_to_audio))
         # The token at position t is predicted from the hidden state at t-1.
         predict = target_mask[:, 1:].bool()
         rows, cols = predict.nonzero(as_tuple=True)
-        logits = self.lang_encoder.lm_head(hidden[rows, cols]).float()
+        first, inverse = distinct_prefixes(input_ids, row_to_audio, rows, cols)
+        logits = self.lang_encoder.lm_head(hidden[rows[first], cols[first]]).float()
         # log p = logit - logsumexp: reads the (n, 151,669) logits once instead of writing a log-softmax copy.
-        token_lp = logits.gather(1, input_ids[rows, cols + 1][:, None]).squeeze(1) - logits.logsumexp(dim=-1)
+        token_lp = logits[inverse, input_ids[rows, cols + 1]] - logits.logsumexp(dim=-1)[inverse]
         return torch.zeros(input_ids.shape[0], device=logits.device).index_add(0, rows, token_lp)
+
+
+def distinct_prefixes(input_ids: torch.Tensor, row_to_audio: torch.Tensor, rows: torch.Tensor,
+                      cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (rows[i], cols[i]) of right-padded ``input_ids`` (R, T) grouped by what the LM state there depends
+    on: the row's audio and its tokens 0..cols[i]. Returns ``first`` (U,), the index of each group's first position,
+    and ``inverse`` (n,), each position's group."""
+    ids, audio = input_ids.tolist(), row_to_audio.tolist()
+    group: dict[tuple, int] = {}
+    first, inverse = [], []
+    for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
+        key = (audio[r], *ids[r][: c + 1])
+        if key not in group:
+            group[key] = len(first)
+            first.append(i)
+        inverse.append(group[key])
+    device = input_ids.device
+    return torch.tensor(first, dtype=torch.long, device=device), torch.tensor(inverse, dtype=torch.long, device=device)
 
 
 def build_model(config: ModelConfig | str, device: str | torch.device | None = None) -> AF2Model:

@@ -211,6 +211,20 @@ def saved_evaluations(prof: Profile, split: str = "dev", mode: str = "score") ->
     return out
 
 
+def saved_correctness(prof: Profile, split: str = "dev") -> dict[str, dict[str, bool]]:
+    """{system name: {qid: whether its scored answer is right}} from the current saved evaluations of ``split``
+    (``saved_evaluations``, option scoring in the original order); {} when there are none (the demo then scores)."""
+    saved = saved_evaluations(prof, split, "score")
+    if saved is None:
+        return {}
+    out = {}
+    for system, ev in saved.items():
+        table = ev.predictions
+        known = table["answer"].notna()
+        out[system.name] = dict(zip(table["qid"][known], (table["answer"] == table["pred_score"])[known].astype(bool)))
+    return out
+
+
 def evaluations(prof: Profile, split: str = "dev", mode: str = "score") -> dict:
     """Every system's evaluation in ``mode``: the saved one when it is current (``saved_evaluations``: notebook 05
     has just written it), else evaluated now. Each value has ``metrics`` and ``predictions``."""
