@@ -220,18 +220,20 @@ def split_windows(wave: torch.Tensor, cfg: AudioConfig = AudioConfig()) -> tuple
 
 
 def pad_to_longest(windows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack sequences of different lengths: clips' windows (L_i, W) or clips' encoded tokens (N_i, D).
+    """Stack sequences of different lengths: clips' windows (L_i, W), their log-mels (L_i, frames, n_mels) or
+    clips' encoded tokens (N_i, D).
 
     ``windows``: list of B tensors (L_i, ...). Returns ``(batch, mask)``: batch (B, Lmax, ...) zero-padded,
     mask (B, Lmax) bool on the CPU, True where an entry is real.
     """
     if not windows:
         raise ValueError("empty batch")
-    width = windows[0].shape[1]
-    if any(w.ndim != 2 or w.shape[1] != width for w in windows):
-        raise ValueError(f"all items must be (L_i, {width}); got {[tuple(w.shape) for w in windows]}")
+    item = tuple(windows[0].shape[1:])
+    if not item or any(tuple(w.shape[1:]) != item for w in windows):
+        raise ValueError(f"all items must be (L_i, {', '.join(map(str, item)) or '...'}); got "
+                         f"{[tuple(w.shape) for w in windows]}")
     lmax = max(w.shape[0] for w in windows)
-    batch = windows[0].new_zeros(len(windows), lmax, width)
+    batch = windows[0].new_zeros(len(windows), lmax, *item)
     mask = torch.zeros(len(windows), lmax, dtype=torch.bool)
     for i, w in enumerate(windows):
         batch[i, : w.shape[0]] = w

@@ -141,6 +141,10 @@ def test_pad_to_longest():
     assert batch[0, 1:].abs().sum() == 0 and torch.equal(batch[1], b)
     with pytest.raises(ValueError):
         pad_to_longest([torch.ones(1, 8), torch.ones(1, 9)])
+    mels, mask = pad_to_longest([torch.ones(2, 5, 3), torch.ones(1, 5, 3)])  # log-mels (L_i, frames, n_mels)
+    assert mels.shape == (2, 2, 5, 3) and mask.tolist() == [[True, True], [True, False]] and mels[1, 1].sum() == 0
+    with pytest.raises(ValueError):
+        pad_to_longest([torch.ones(1, 5, 3), torch.ones(1, 5, 4)])
 
 
 # ---------------------------------------------------------------------------------------------------------------

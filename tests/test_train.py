@@ -271,6 +271,37 @@ def test_frozen_clap_trains_the_rest_from_cached_tokens(work, tmp_path):
     assert any("gated_cross_attn_layer_sound" in k for k in changed) and "lang_encoder.lm_head.weight" in changed
 
 
+def test_lora_from_cached_log_mels_has_the_gradients_of_lora_from_waveforms(work, tmp_path):
+    """CLAP trains under LoRA, so its tokens cannot be cached, but its fixed front end can: each clip's log-mel is
+    computed once (``LogMels``), and a batch's loss and every adapter's gradient are bit-identical to the model's
+    own front end's."""
+    cfg = TrainConfig(model="af2-tiny", checkpoint=str(work.base), data_root=str(work.data), corpus="questions",
+                      mode="lora", batch_size=4, max_steps=1, val_split=None, progress=False, seed=0,
+                      spec_augment=False, out_dir=str(tmp_path / "run"))
+    t = trainer(cfg)
+    assert t.objective.mels is not None and trainer(replace(cfg, cache_audio=False)).objective.mels is None
+    named = [(n, p) for n, p in t.model.named_parameters() if p.requires_grad]
+    with torch.no_grad():  # adapters away from their zero start, so every one of them gets a gradient
+        for n, p in named:
+            if "lora_B" in n:
+                p.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(n)))
+    examples = [t.train_data.get(i, 0) for i in range(4)]
+    mels, runs = t.objective.mels, []
+    for cached in (None, mels, mels):  # from waveforms, then filling the cache, then reading it
+        t.objective.mels = cached
+        t.model.eval()  # no LoRA dropout: the two passes must see the same network
+        for _, p in named:
+            p.grad = None
+        loss = t.objective.loss_sum(t.model, t.core, examples, "cpu", contextlib.nullcontext)
+        loss.backward()
+        runs.append((float(loss.detach()), {n: p.grad.clone() for n, p in named}))
+    assert len(mels._mels) == len({e.audio_path for e in examples})
+    for loss, grads in runs[1:]:
+        assert loss == runs[0][0]
+        assert all(torch.equal(grads[n], runs[0][1][n]) for n in grads)
+    assert any(n.startswith("clap.") or ".clap." in n for n in runs[0][1])
+
+
 def test_audio_reliance_sees_whether_the_audio_reaches_the_lm(work):
     examples = [CaptionExamples(work.data, "dev", train=False).get(i, 0) for i in range(8)]
     model, _ = release.load(work.base)  # cross-attention gates open: the audio reaches the LM

@@ -153,12 +153,17 @@ class CLAPEncoder(nn.Module):
             ).to(windows.device)
         return self._mel_by_device[windows.device](windows.float()).transpose(1, 2)
 
+    def front_end(self, windows: torch.Tensor) -> torch.Tensor:
+        """(N, S) windows -> (N, frames, n_mels): AF2's int16 round trip, then the log-mel. Fixed DSP with no
+        weights, so training may compute it once per clip (``training.objectives.LogMels``)."""
+        return self.log_mel(int16_round_trip(windows.float()))
+
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        windows = int16_round_trip(windows.float())
-        mel = self.log_mel(windows)
+        """windows (N, S) at 16 kHz, or their ``front_end`` (N, frames, n_mels) -> (N, tokens_per_window, out_dim)."""
+        mel = windows if windows.ndim == 3 else self.front_end(windows)
         fusion = mel.unsqueeze(1).expand(-1, 4, -1, -1)
         if self.nvclap.training:
             fusion = fusion.clone()  # laion-clap's train path writes into its input
-        longer = torch.zeros(windows.shape[0], 1, dtype=torch.bool, device=windows.device)
+        longer = torch.zeros(mel.shape[0], 1, dtype=torch.bool, device=mel.device)
         dtype = next(self.nvclap.parameters()).dtype
-        return self.nvclap({"mel_fusion": fusion.to(dtype), "longer": longer}, device=windows.device)
+        return self.nvclap({"mel_fusion": fusion.to(dtype), "longer": longer}, device=mel.device)

@@ -157,18 +157,19 @@ class AF2Model(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- audio
     def clap_tokens(self, windows: torch.Tensor, window_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """windows (B, L, S), window_mask (B, L) bool -> CLAP tokens (B, L*H, D) and their mask (B, L*H).
+        """windows (B, L, S), or their log-mel (B, L, frames, n_mels) from ``clap.front_end``, and window_mask
+        (B, L) bool -> CLAP tokens (B, L*H, D) and their mask (B, L*H).
 
         Padded windows are not run through CLAP (their tokens are zeros and masked everywhere), so a clip's
         result does not depend on how much padding its batch needed. When CLAP is frozen these tokens can be
         computed once per clip and reused (``memory_from_clap_tokens``).
         """
-        B, L, S = windows.shape
+        B, L = windows.shape[:2]
         window_mask = window_mask.bool()
         if not window_mask.any(dim=1).all():
             raise ValueError("every clip needs at least one valid window")
         flat_mask = window_mask.reshape(-1)
-        valid = self.clap(windows.reshape(B * L, S)[flat_mask])  # (n_valid, H, D)
+        valid = self.clap(windows.flatten(0, 1)[flat_mask])  # (n_valid, H, D)
         H, D = valid.shape[1:]
         tokens = valid.new_zeros(B * L, H, D).index_put((flat_mask.nonzero().squeeze(1),), valid)
         return tokens.reshape(B, L * H, D), window_mask.repeat_interleave(H, dim=1)

@@ -105,7 +105,8 @@ class Trainer:
             self.objective = Tagging(clips, self.train_data.classes)
         else:
             self.objective = LanguageModelling(TrainCollator(build_tokenizer()), clips,
-                                               cache_clap_tokens=cfg.cache_clap_tokens and self.clap_frozen)
+                                               cache_clap_tokens=cfg.cache_clap_tokens and self.clap_frozen,
+                                               cache_log_mels=cfg.cache_audio)
         module = self.objective.trained_module(model)
 
         self.global_batch = cfg.batch_size * cfg.grad_accum * self.world
