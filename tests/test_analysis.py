@@ -408,6 +408,13 @@ def test_goals_pass_only_when_every_bar_is_met():
     again["systems"]["lora_r16_s0"]["score"]["original"] += 1e-6
     row = next(r for r in goal_rows(summary, sweep, again) if r["goal"].startswith("8."))
     assert row["met"] == "**no**" and "1 differ (lora_r16_s0)" in row["measured"]
+    # ... and its time is checked against the quick bar, beside this run's own.
+    again["minutes"] = {"total": 21.0}
+    rows = {r["goal"]: r for r in goal_rows(summary, sweep, again)}
+    assert rows["9. time of the other `make reproduce` (quick profile)"] == {
+        "goal": "9. time of the other `make reproduce` (quick profile)", "measured": "21.0 min", "bar": "<= 20 min",
+        "met": "**no**"}
+    assert rows["9. time of this `make reproduce` (full profile)"]["met"] == "yes"
     worse = deepcopy(summary)
     worse["minutes"]["total"] = 41.0
     assert {r["goal"] for r in goal_rows(worse, sweep) if r["met"] == "**no**"} == \

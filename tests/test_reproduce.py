@@ -277,6 +277,25 @@ def test_summary_without_evaluations_says_so(tmp_path):
     assert "no evaluation summary at" in text and "rank saturation" not in text
 
 
+@pytest.mark.parametrize("profile_name", ["quick", "ci"])
+def test_papermill_parameters_reach_every_notebook(profile_name):
+    """What papermill injects must win over the notebook's defaults: it puts its cell after the one tagged
+    "parameters" (at the top when none is), so an untagged defaults cell would reset PROFILE and run the stage with
+    the wrong profile (07 once ran the full profile's base pretraining inside a quick run)."""
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    for name, _, params in reproduce.stages(workbook.profile(profile_name)):
+        nb = parameterize_notebook(load_notebook_node(str(reproduce.repo_root() / "notebooks" / name)), params)
+        code = [c.source for c in nb.cells if c.cell_type == "code"]
+        # Run the cells up to the last parameters cell (the notebook's and papermill's both start so).
+        last = max(i for i, src in enumerate(code) if src.startswith("# Parameters"))
+        scope: dict = {}
+        for src in code[: last + 1]:
+            exec(src, scope)
+        assert {k: scope.get(k) for k in params} == params, name
+
+
 def test_make_help_lists_every_target_with_a_line():
     import re
     import subprocess

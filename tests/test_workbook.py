@@ -181,6 +181,40 @@ def test_run_summary_has_the_documented_keys(tmp_path):
     assert "K=2 orders" in goals["| 1. headline: original order, shuffle mean, right under every order, both answer modes"]
 
 
+def test_a_run_checks_goal_8_in_its_twins_goals_too(tmp_path, monkeypatch):
+    """The full and quick profiles share data and base: whichever runs second rewrites both goals.md files, so the
+    first one's goal 8 stops reading "one run" and its goal 9 names both times."""
+    from types import SimpleNamespace
+
+    from aqa_utils.workbook import summary as summary_module
+
+    qs = [f"q{i}" for i in range(30)]
+
+    def ev(share):
+        rob = {"mean_accuracy": share, "mean_accuracy_ci": [share - 0.05, share + 0.05], "consistent_accuracy": share,
+               "unparsed_rate": 0.0, "position_tv": 0.1, "per_question": {q: share for q in qs}}
+        rep = {"micro": share, "counts": {"scored": len(qs)}, "chance": 0.3}
+        return SimpleNamespace(metrics={"score": rep, "generate": rep}, robustness={"score": rob, "generate": rob})
+
+    full = replace(workbook.profile("full"), results_dir=tmp_path / "full", lr_grid=())
+    quick = replace(workbook.profile("quick"), results_dir=tmp_path / "quick")
+    twins = {"full": quick.results_dir, "quick": full.results_dir}
+    monkeypatch.setattr(summary_module, "twin_results_dir", lambda prof: twins[prof.name])
+
+    def goal(prof, number):
+        lines = (prof.results_dir / "goals.md").read_text().splitlines()
+        return [line for line in lines if line.startswith(f"| {number}.")]
+
+    summary_module.write_summary(full, {s: ev(0.4 + s.rank / 1000) for s in full.systems()}, {"total": 30.0})
+    assert goal(full, 8) == ["| 8. two runs on one machine give identical numbers | one run | identical numbers | "
+                             "not checked by one run |"]
+    summary_module.write_summary(quick, {s: ev(0.4 + s.rank / 1000) for s in quick.systems()}, {"total": 15.0})
+    for prof, other in ((full, "quick"), (quick, "full")):
+        assert f"trained and evaluated again by the {other} profile's run: every number identical" in goal(prof, 8)[0]
+        assert len(goal(prof, 9)) == 2 and all(line.endswith("| yes |") for line in goal(prof, 9))
+    assert "| 30.0 min | <= 40 min |" in goal(full, 9)[0] and "| 15.0 min | <= 20 min |" in goal(full, 9)[1]
+
+
 def test_systems_are_never_evaluated_on_their_training_split(prof):
     """The report's recipe trains on DCASE dev: the workbook refuses to score the adapters on dev, naming why."""
     with pytest.raises(ValueError, match="trained on the 'dev' split"):

@@ -51,19 +51,38 @@ def run_summary(prof: Profile, evaluations: Mapping, minutes: Mapping[str, float
 
 def write_summary(prof: Profile, evaluations: Mapping, minutes: Mapping[str, float] | None = None,
                   split: str = "dev") -> Path:
-    from aqa_utils.analysis.goals import goals_markdown
-
     path = prof.results_dir / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = run_summary(prof, evaluations, minutes, split)
     path.write_text(json.dumps(summary, indent=2) + "\n")
     if not prof.real_data:
-        twin = {"full": "quick", "quick": "full"}.get(prof.name)  # same data and base: shared systems must agree
-        twin_path = profile(twin).results_dir / "summary.json" if twin else None
-        other = json.loads(twin_path.read_text()) if twin_path and twin_path.exists() else None
-        (prof.results_dir / "goals.md").write_text(
-            f"# The miniature's goals, checked against this run ({prof.name} profile)\n\nWritten by `make reproduce` "
-            "from `summary.json` (`aqa_utils/analysis/goals.py`): each goal of the embedded default, what this run "
-            "measured, the bar, and whether it is met. Nothing here is typed by hand.\n\n"
-            + goals_markdown(summary, summary.get("lr_sweep"), other) + "\n")
+        twin = twin_results_dir(prof)
+        other = _read(twin / "summary.json") if twin else None
+        write_goals(prof.results_dir, summary, other)
+        if other:  # the twin's goal 8 was "one run" until this run existed: check it against this one too
+            write_goals(twin, other, summary)
     return path
+
+
+def twin_results_dir(prof: Profile) -> Path | None:
+    """The results folder of the run that shares this one's data and base (full <-> quick), whose systems in common
+    must give identical numbers (goal 8); None for a profile without one."""
+    twin = {"full": "quick", "quick": "full"}.get(prof.name)
+    return profile(twin).results_dir if twin else None
+
+
+def write_goals(results_dir: Path, summary: Mapping, other: Mapping | None = None) -> Path:
+    """``results_dir/goals.md``: the miniature's goals checked against ``summary`` (and ``other``, a second run)."""
+    from aqa_utils.analysis.goals import goals_markdown
+
+    path = results_dir / "goals.md"
+    path.write_text(
+        f"# The miniature's goals, checked against this run ({summary['profile']} profile)\n\nWritten by `make "
+        "reproduce` from `summary.json` (`aqa_utils/analysis/goals.py`): each goal of the embedded default, what this "
+        "run measured, the bar, and whether it is met. Nothing here is typed by hand.\n\n"
+        + goals_markdown(summary, summary.get("lr_sweep"), other) + "\n")
+    return path
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
