@@ -146,21 +146,23 @@ def test_systems_carry_rank_seed_and_adapter():
         prof.lora_config(base)
 
 
-def test_run_summary_has_the_documented_keys(tmp_path):
+def fake_evaluation(share: float, questions: int = 30):
+    """An evaluation stand-in: a system that answers a share ``share`` of every question's orderings right, in both
+    answer modes."""
     from types import SimpleNamespace
 
+    qs = [f"q{i}" for i in range(questions)]
+    rob = {"mean_accuracy": share, "mean_accuracy_ci": [share - 0.05, share + 0.05], "consistent_accuracy": share,
+           "unparsed_rate": 0.0, "position_tv": 0.1, "per_question": {q: share for q in qs}}
+    rep = {"micro": share, "counts": {"scored": len(qs)}, "chance": 0.3}
+    return SimpleNamespace(metrics={"score": rep, "generate": rep}, robustness={"score": rob, "generate": rob})
+
+
+def test_run_summary_has_the_documented_keys(tmp_path):
     from aqa_utils.workbook.summary import write_summary
 
     prof = replace(workbook.profile("ci"), results_dir=tmp_path, seeds=(0, 1))
-    qs = [f"q{i}" for i in range(30)]
-
-    def ev(share):
-        rob = {"mean_accuracy": share, "mean_accuracy_ci": [share - 0.05, share + 0.05], "consistent_accuracy": share,
-               "unparsed_rate": 0.0, "position_tv": 0.1, "per_question": {q: share for q in qs}}
-        rep = {"micro": share, "counts": {"scored": len(qs)}, "chance": 0.3}
-        return SimpleNamespace(metrics={"score": rep, "generate": rep}, robustness={"score": rob, "generate": rob})
-
-    evaluations = {s: ev(0.3 if s.rank == 0 else 0.5 + s.rank / 1000) for s in prof.systems()}
+    evaluations = {s: fake_evaluation(0.3 if s.rank == 0 else 0.5 + s.rank / 1000) for s in prof.systems()}
     path = write_summary(prof, evaluations, minutes={"total": 1.5})
     summary = json.loads(path.read_text())
     assert {"profile", "dev_questions", "chance", "minutes", "systems", "lora_vs_base"} <= set(summary)
@@ -184,17 +186,7 @@ def test_run_summary_has_the_documented_keys(tmp_path):
 def test_a_run_checks_goal_8_in_its_twins_goals_too(tmp_path, monkeypatch):
     """The full and quick profiles share data and base: whichever runs second rewrites both goals.md files, so the
     first one's goal 8 stops reading "one run" and its goal 9 names both times."""
-    from types import SimpleNamespace
-
     from aqa_utils.workbook import summary as summary_module
-
-    qs = [f"q{i}" for i in range(30)]
-
-    def ev(share):
-        rob = {"mean_accuracy": share, "mean_accuracy_ci": [share - 0.05, share + 0.05], "consistent_accuracy": share,
-               "unparsed_rate": 0.0, "position_tv": 0.1, "per_question": {q: share for q in qs}}
-        rep = {"micro": share, "counts": {"scored": len(qs)}, "chance": 0.3}
-        return SimpleNamespace(metrics={"score": rep, "generate": rep}, robustness={"score": rob, "generate": rob})
 
     full = replace(workbook.profile("full"), results_dir=tmp_path / "full", lr_grid=())
     quick = replace(workbook.profile("quick"), results_dir=tmp_path / "quick")
@@ -205,10 +197,10 @@ def test_a_run_checks_goal_8_in_its_twins_goals_too(tmp_path, monkeypatch):
         lines = (prof.results_dir / "goals.md").read_text().splitlines()
         return [line for line in lines if line.startswith(f"| {number}.")]
 
-    summary_module.write_summary(full, {s: ev(0.4 + s.rank / 1000) for s in full.systems()}, {"total": 30.0})
+    summary_module.write_summary(full, {s: fake_evaluation(0.4 + s.rank / 1000) for s in full.systems()}, {"total": 30.0})
     assert goal(full, 8) == ["| 8. two runs on one machine give identical numbers | one run | identical numbers | "
                              "not checked by one run |"]
-    summary_module.write_summary(quick, {s: ev(0.4 + s.rank / 1000) for s in quick.systems()}, {"total": 15.0})
+    summary_module.write_summary(quick, {s: fake_evaluation(0.4 + s.rank / 1000) for s in quick.systems()}, {"total": 15.0})
     for prof, other in ((full, "quick"), (quick, "full")):
         assert f"trained and evaluated again by the {other} profile's run: every number identical" in goal(prof, 8)[0]
         assert len(goal(prof, 9)) == 2 and all(line.endswith("| yes |") for line in goal(prof, 9))
