@@ -197,10 +197,12 @@ def test_a_run_checks_goal_8_in_its_twins_goals_too(tmp_path, monkeypatch):
         lines = (prof.results_dir / "goals.md").read_text().splitlines()
         return [line for line in lines if line.startswith(f"| {number}.")]
 
-    summary_module.write_summary(full, {s: fake_evaluation(0.4 + s.rank / 1000) for s in full.systems()}, {"total": 30.0})
+    summary_module.write_summary(full, {s: fake_evaluation(0.4 + s.rank / 1000) for s in full.systems()},
+                                 {"total": 30.0})
     assert goal(full, 8) == ["| 8. two runs on one machine give identical numbers | one run | identical numbers | "
                              "not checked by one run |"]
-    summary_module.write_summary(quick, {s: fake_evaluation(0.4 + s.rank / 1000) for s in quick.systems()}, {"total": 15.0})
+    summary_module.write_summary(quick, {s: fake_evaluation(0.4 + s.rank / 1000) for s in quick.systems()},
+                                 {"total": 15.0})
     for prof, other in ((full, "quick"), (quick, "full")):
         assert f"trained and evaluated again by the {other} profile's run: every number identical" in goal(prof, 8)[0]
         assert len(goal(prof, 9)) == 2 and all(line.endswith("| yes |") for line in goal(prof, 9))
