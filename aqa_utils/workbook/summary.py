@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from aqa_utils.headline import headline, rank_verdict
+from aqa_utils.workbook import lr_sweep
 from aqa_utils.workbook.profile import Profile, profile
 
 
@@ -31,7 +32,6 @@ def run_summary(prof: Profile, evaluations: Mapping, minutes: Mapping[str, float
     base = next(ev for system, ev in evaluations.items() if system.rank == 0)
     first_mode = next(iter(base.metrics))
     ranks = sorted({system.rank for system in evaluations if system.rank > 0})
-    sweep_path = prof.results_dir / "lr_sweep.json"
     return {
         "profile": prof.name,
         "model": prof.model,
@@ -45,7 +45,7 @@ def run_summary(prof: Profile, evaluations: Mapping, minutes: Mapping[str, float
         "rank_verdict": rank_verdict(head["rank_vs_lowest"], lowest=ranks[0],
                                      lowest_vs_base=head["lora_vs_base"].get(str(ranks[0]))) if ranks else None,
         "orders": prof.eval_permutations,
-        "lr_sweep": json.loads(sweep_path.read_text()) if prof.lr_grid and sweep_path.exists() else None,
+        "lr_sweep": _read(prof.results_dir / lr_sweep.FILE) if prof.lr_grid else None,
     }
 
 
@@ -85,4 +85,5 @@ def write_goals(results_dir: Path, summary: Mapping, other: Mapping | None = Non
 
 
 def _read(path: Path) -> dict | None:
+    """The JSON file at ``path``, or None when there is none."""
     return json.loads(path.read_text()) if path.exists() else None
