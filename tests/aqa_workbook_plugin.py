@@ -8,6 +8,8 @@ Two jobs, both of which must happen before anything else runs:
    earliest point pytest offers.
 2. Tell nbval not to compare stderr: warnings, logging and progress bars go there and vary between machines and
    library versions; what a notebook *shows* is stdout and display data.
+
+It also runs the unit tests' workbook jobs one at a time (``AQA_JOBS=1``, see ``aqa_utils.parallel``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ for _key, _value in DEFAULT_ENV.items():
 def pytest_configure(config):
     if getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False):
         os.environ["MPLBACKEND"] = NOTEBOOK_MPLBACKEND
+    else:
+        # Unit tests run the workbook's jobs in their own process (starting workers costs seconds per call); the
+        # notebooks use workers, and tests/test_parallel.py checks that both give the same bytes.
+        os.environ.setdefault("AQA_JOBS", "1")
 
 
 def pytest_collectstart(collector):

@@ -164,6 +164,26 @@ def test_lora_interrupted_resumes_and_a_changed_config_starts_over(uninterrupted
     assert steps.finished_with(system.run_dir, sparser.lora_config(system))
 
 
+def test_runs_and_evaluations_side_by_side_equal_those_made_one_at_a_time(uninterrupted, tmp_path, monkeypatch):
+    """Workers (AQA_JOBS=2) train the same adapter bytes as this process did (the fixture's r=8, one job at a time)
+    and measure the same predictions: every job runs on one torch thread wherever it runs."""
+    chosen = workbook.choose_lr(uninterrupted)["chosen"]
+    prof = replace(uninterrupted, lr_grid=(), lora_recipe=replace(uninterrupted.lora_recipe, lr=chosen),
+                   ranks=(8, 16), seeds=(0,), runs_dir=tmp_path / "runs", results_dir=tmp_path / "side")
+    monkeypatch.setenv("AQA_JOBS", "2")
+    runs = steps.train_loras(prof)
+    assert [s.rank for s in runs] == [8, 16] and all(r["steps"] == 3 for r in runs.values())
+    assert_same(tensors(uninterrupted.lora_system(8).adapter), tensors(prof.lora_system(8).adapter))
+    side = steps.evaluate_systems(prof, split="dev", mode="score", progress=False)
+    monkeypatch.setenv("AQA_JOBS", "1")
+    alone = steps.evaluate_systems(replace(prof, results_dir=tmp_path / "alone"), split="dev", mode="score",
+                                   progress=False)
+    assert list(side) == list(alone) == prof.systems()
+    for system in side:
+        assert side[system].predictions.equals(alone[system].predictions)
+        assert side[system].metrics == alone[system].metrics
+
+
 # ------------------------------------------------------------------------------------------------ the kernels
 def tiny_notebook(path: Path, *cells: str) -> Path:
     nb = nbformat.v4.new_notebook()

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
+from dataclasses import replace
 
+from aqa_utils.parallel import run_jobs
 from aqa_utils.workbook.profile import Profile, System
 
 FILE = "lr_sweep.json"
@@ -43,9 +44,7 @@ def choose_lr(prof: Profile, progress: bool = True) -> dict:
     """The sweep's record: ``grid``, per rate its ``val`` shuffle-mean accuracy with CI and the run's final
     validation loss, and ``chosen``. Runs the sweep (or what is missing of it) unless a current one is saved."""
     from aqa_utils.data.dcase import load_split
-    from aqa_utils.data.prompt import build_tokenizer
-    from aqa_utils.evaluation import EvalSettings, evaluate
-    from aqa_utils.workbook.steps import _fit, ensure_base, finished_with, load_system
+    from aqa_utils.workbook.steps import ensure_base, miniature
 
     if not prof.lr_grid:
         raise ValueError(f"recipe {prof.recipe!r} has no lr_grid: its learning rate is fixed")
@@ -59,26 +58,39 @@ def choose_lr(prof: Profile, progress: bool = True) -> dict:
     if split is None or split == prof.train_split:
         raise ValueError(f"recipe {prof.recipe!r}: choosing the learning rate needs a val_split other than the "
                          f"train split (e.g. 'train.val' beside 'train.fit')")
-    questions = load_split(prof.data_root, split).questions
-    settings = EvalSettings(mode="score", permutations=prof.eval_permutations, progress=progress)
-    tokenizer = build_tokenizer()
-    record: dict = {"grid": list(prof.lr_grid), "val_split": split, "val_questions": len(questions),
-                    "rank": prof.ranks[0], "seed": prof.seeds[0], "metric": "score shuffle_mean", "runs": {}}
-    for lr in prof.lr_grid:
-        system = sweep_system(prof, lr)
-        cfg = prof.lora_config(system, lr)
-        if not finished_with(system.run_dir, cfg):
-            _fit(cfg)
-        result = evaluate(load_system(prof, system), tokenizer, questions, settings)
-        report = result.metrics["score"]
-        summary = json.loads((system.run_dir / "summary.json").read_text())
-        record["runs"][f"{lr:g}"] = {"lr": lr, "shuffle_mean": report["shuffle_mean"],
-                                     "ci": report["shuffle_mean_ci"], "val_loss": summary.get("val_loss")}
+    questions = len(load_split(prof.data_root, split).questions)
+    record: dict = {"grid": list(prof.lr_grid), "val_split": split, "val_questions": questions,
+                    "rank": prof.ranks[0], "seed": prof.seeds[0], "metric": "score shuffle_mean"}
+    side_by_side = miniature(prof)
+    jobs = {f"{lr:g}": (prof, lr, progress and not side_by_side) for lr in prof.lr_grid}
+    record["runs"] = run_jobs(_try_rate, jobs, desc="learning-rate sweep", progress=progress,
+                              side_by_side=side_by_side)
     best = max(record["runs"].values(), key=lambda r: r["shuffle_mean"])
     record["chosen"] = best["lr"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _try_rate(prof: Profile, lr: float, bars: bool) -> dict:
+    """The sweep's run at ``lr`` (trained unless finished) and its answers to the validation split: one job of
+    ``choose_lr`` (``bars``: the run's and the evaluation's own bars)."""
+    from aqa_utils.data.dcase import load_split
+    from aqa_utils.data.prompt import build_tokenizer
+    from aqa_utils.evaluation import EvalSettings, evaluate
+    from aqa_utils.workbook.steps import _fit, finished_with, load_system
+
+    system = sweep_system(prof, lr)
+    cfg = prof.lora_config(system, lr)
+    cfg = replace(cfg, progress=cfg.progress and bars)
+    if not finished_with(system.run_dir, cfg):
+        _fit(cfg)
+    settings = EvalSettings(mode="score", permutations=prof.eval_permutations, progress=bars)
+    questions = load_split(prof.data_root, prof.lora_recipe.val_split).questions
+    report = evaluate(load_system(prof, system), build_tokenizer(), questions, settings).metrics["score"]
+    summary = json.loads((system.run_dir / "summary.json").read_text())
+    return {"lr": lr, "shuffle_mean": report["shuffle_mean"], "ci": report["shuffle_mean_ci"],
+            "val_loss": summary.get("val_loss")}
 
 
 def recipe_lr(prof: Profile) -> float | None:

@@ -6,16 +6,18 @@ Each step reuses what an earlier run finished with exactly the same configuratio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aqa_utils.config import portable
 from aqa_utils.loading import load_model
+from aqa_utils.parallel import one_thread, run_jobs
 from aqa_utils.workbook.profile import Profile, System
 
 if TYPE_CHECKING:
@@ -131,6 +133,12 @@ def base_audio_reliance(prof: Profile, checkpoint: str | Path | None = None, exa
     return audio_reliance(model, [data.get(i, 0) for i in about_clip])
 
 
+def miniature(prof: Profile) -> bool:
+    """The profile's runs are the tiny model's (CPU-sized: run side by side, one thread each); the released AF2's
+    fill a GPU and run one at a time."""
+    return not prof.real_checkpoint
+
+
 def train_lora(prof: Profile, system: System, retrain: bool = False) -> dict:
     """LoRA fine-tuning of ``system`` at the recipe's rate, or the one its validation sweep chose
     (``workbook.lr_sweep``); returns the run summary (reuses a finished run unless ``retrain``, resumes an
@@ -148,8 +156,32 @@ def train_lora(prof: Profile, system: System, retrain: bool = False) -> dict:
     ensure_base(prof)
     if retrain:
         shutil.rmtree(system.run_dir, ignore_errors=True)
-    _fit(cfg)
+    # One thread, as in train_loras' workers, so a run gives the same bits either way (aqa_utils.parallel); the
+    # released model's runs keep every thread (and run one at a time).
+    with one_thread() if miniature(prof) else contextlib.nullcontext():
+        _fit(cfg)
     return json.loads((system.run_dir / "summary.json").read_text())
+
+
+def _train_job(prof: Profile, system: System, bar: bool) -> dict:
+    """``train_lora``, with its step bar or without (side by side, workers would draw over each other's)."""
+    recipe = prof.lora_recipe
+    return train_lora(replace(prof, lora_recipe=replace(recipe, progress=recipe.progress and bar)), system)
+
+
+def train_loras(prof: Profile, systems: list[System] | None = None, progress: bool = True) -> dict[System, dict]:
+    """Every LoRA system of the profile (or ``systems``) trained, ``parallel.workers()`` runs side by side; finished
+    runs are reused as by ``train_lora``, which each run is. {system: run summary}."""
+    from aqa_utils.workbook.lr_sweep import recipe_lr
+
+    systems = prof.systems()[1:] if systems is None else list(systems)
+    ensure_base(prof)
+    lr = recipe_lr(prof)  # chosen here, once: the workers only read the base and the sweep's record
+    todo = [s for s in systems if not finished_with(s.run_dir, prof.lora_config(s, lr))]
+    side_by_side = miniature(prof)
+    run_jobs(_train_job, {s.name: (prof, s, progress and not side_by_side) for s in todo}, desc="LoRA runs",
+             progress=progress, side_by_side=side_by_side)
+    return {s: train_lora(prof, s) for s in systems}  # every run finished now: this only reads the summaries
 
 
 def load_system(prof: Profile, system: System):
@@ -162,23 +194,31 @@ def evaluation_dir(prof: Profile, split: str, system: System) -> Path:
 
 
 def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", progress: bool = True) -> dict:
-    """Evaluate every system on ``split``; writes each one's outputs under results; {System: EvalResult}."""
-    from aqa_utils.data.dcase import load_split
-    from aqa_utils.data.prompt import build_tokenizer
-    from aqa_utils.evaluation import EvalSettings, evaluate
-
+    """Evaluate every system on ``split``, ``parallel.workers()`` systems side by side; writes each one's outputs
+    under results; {System: EvalResult}."""
     if split == prof.train_split:
         raise ValueError(f"the adapters of recipe {prof.recipe!r} were trained on the {split!r} split: evaluating them "
                          "there measures memory, not skill. Evaluate a held-out split (the local recipe trains on "
                          "train and evaluates dev), or answer the eval split with `python -m aqa_utils evaluate "
                          "--recipe report` for a submission.")
-    questions = load_split(prof.data_root, split).questions
-    tokenizer = build_tokenizer()
+    systems, side_by_side = prof.systems(), miniature(prof)
+    jobs = {s.name: (prof, s, split, mode, progress and not side_by_side) for s in systems}
+    done = run_jobs(_evaluate_system, jobs, desc=f"evaluating on {split}", progress=progress,
+                    side_by_side=side_by_side)
+    return {s: done[s.name] for s in systems}
+
+
+def _evaluate_system(prof: Profile, system: System, split: str, mode: str, bar: bool):
+    """One system's ``evaluate`` on ``split``, written to its ``evaluation_dir``: a job of ``evaluate_systems``
+    (``bar``: its batch bar)."""
+    from aqa_utils.data.dcase import load_split
+    from aqa_utils.data.prompt import build_tokenizer
+    from aqa_utils.evaluation import EvalSettings, evaluate
+
     settings = EvalSettings(mode=mode, permutations=prof.eval_permutations, limit=prof.eval_limit,
-                            max_new_tokens=prof.eval_max_new_tokens, progress=progress, primary="score")
-    return {system: evaluate(load_system(prof, system), tokenizer, questions, settings,
-                             out_dir=evaluation_dir(prof, split, system))
-            for system in prof.systems()}
+                            max_new_tokens=prof.eval_max_new_tokens, progress=bar, primary="score")
+    return evaluate(load_system(prof, system), build_tokenizer(), load_split(prof.data_root, split).questions,
+                    settings, out_dir=evaluation_dir(prof, split, system))
 
 
 @dataclass

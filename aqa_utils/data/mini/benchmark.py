@@ -13,6 +13,7 @@ from aqa_utils.data.mini.captions import write_captions
 from aqa_utils.data.mini.scenes import SPLIT_KEYS, draw_choices, plan_scenes, seeded
 from aqa_utils.data.mini.synth import write_audio
 from aqa_utils.data.mini.vocabulary import CALLS, EVENTS, SPECIES
+from aqa_utils.parallel import run_jobs
 
 VERSION = 3
 
@@ -45,9 +46,15 @@ def _write_split(root: Path, split: str, n: int, seed: int, audio: bool) -> dict
             "subsets": dict(Counter(scene.subset for scene, _ in items))}
 
 
+def _write_part(kind: str, root: Path, split: str, n: int, seed: int, audio: bool):
+    """One split's questions (``_write_split``) or caption corpus (``write_captions``): a job of
+    ``make_mini_benchmark``."""
+    return (_write_split if kind == "questions" else write_captions)(root, split, n, seed, audio)
+
+
 def make_mini_benchmark(root: str | Path, seed: int = 0, n_train: int = 480, n_dev: int = 240, n_eval: int = 60,
                         n_captions_train: int = 600, n_captions_dev: int = 100, overwrite: bool = False,
-                        audio: bool = True) -> Path:
+                        audio: bool = True, progress: bool = True) -> Path:
     """Write the mini benchmark under ``root`` (DCASE layout + ``captions/`` + ``manifest.json``).
 
     Sizes count questions (a clip carries 1-3 of them) and caption lines (one clip each). Same seed and sizes ->
@@ -74,10 +81,13 @@ def make_mini_benchmark(root: str | Path, seed: int = 0, n_train: int = 480, n_d
         elif (root / p).exists():
             (root / p).unlink()
 
-    splits = {split: _write_split(root, split, n, seed, audio) for split, n in
-              (("train", n_train), ("dev", n_dev), ("eval", n_eval))}
-    captions = {split: write_captions(root, split, n, seed, audio) for split, n in
-                (("train", n_captions_train), ("dev", n_captions_dev))}
+    # Each part draws from its own seeded generators, so writing them side by side gives the same bytes.
+    parts = {f"{kind} {split}": (kind, root, split, n, seed, audio) for kind, split, n in
+             (("questions", "train", n_train), ("questions", "dev", n_dev), ("questions", "eval", n_eval),
+              ("captions", "train", n_captions_train), ("captions", "dev", n_captions_dev))}
+    written = run_jobs(_write_part, parts, desc="mini benchmark", progress=progress)
+    splits = {split: written[f"questions {split}"] for split in ("train", "dev", "eval")}
+    captions = {split: written[f"captions {split}"] for split in ("train", "dev")}
     manifest = {"name": "aqa-mini", "version": VERSION, "seed": seed, "sizes": sizes, "splits": splits,
                 "captions": captions, "species": [s.name for s in SPECIES], "calls": list(CALLS),
                 "events": list(EVENTS), "eval_answers": "eval_answers.csv"}
