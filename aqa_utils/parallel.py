@@ -5,9 +5,9 @@ differs in the last float bit by step 10 (measured here), and such bits grow int
 (``shared/spec/MEASURED_HERE.md``). Every job runs on one thread, alone in the caller's process or beside others
 in a worker, so its numbers do not depend on how many cores the machine has or on ``AQA_JOBS``.
 
-Why processes: on 2 cores a LoRA run is only ~10% faster on two threads than on one, while two one-thread runs
-side by side each take about as long as one alone; the studies here are many small runs (ranks x seeds, systems
-to evaluate), so running them side by side nearly halves their time.
+Why processes: the studies here are many small runs (ranks x seeds, systems to evaluate) whose kernels use a
+second thread poorly, so one job per core does more per second than one job on every core. How much more depends
+on the machine: on the 2-core reference machine, about a fifth (the full profile's LoRA runs and evaluations).
 
 Workers are started with ``spawn`` (no forked torch state) and inherit the environment; a job's exception is
 raised in the caller, and an interrupt or error stops every worker at once (an interrupted training run resumes
