@@ -58,11 +58,11 @@ def choose_lr(prof: Profile, progress: bool = True) -> dict:
     if split is None or split == prof.train_split:
         raise ValueError(f"recipe {prof.recipe!r}: choosing the learning rate needs a val_split other than the "
                          f"train split (e.g. 'train.val' beside 'train.fit')")
-    questions = len(load_split(prof.data_root, split).questions)
-    record: dict = {"grid": list(prof.lr_grid), "val_split": split, "val_questions": questions,
+    questions = load_split(prof.data_root, split).questions  # read and checked once, handed to every rate
+    record: dict = {"grid": list(prof.lr_grid), "val_split": split, "val_questions": len(questions),
                     "rank": prof.ranks[0], "seed": prof.seeds[0], "metric": "score shuffle_mean"}
     side_by_side = miniature(prof)
-    jobs = {f"{lr:g}": (prof, lr, progress and not side_by_side) for lr in prof.lr_grid}
+    jobs = {f"{lr:g}": (prof, lr, questions, progress and not side_by_side) for lr in prof.lr_grid}
     record["runs"] = run_jobs(_try_rate, jobs, desc="learning-rate sweep", progress=progress,
                               side_by_side=side_by_side)
     best = max(record["runs"].values(), key=lambda r: r["shuffle_mean"])
@@ -72,10 +72,9 @@ def choose_lr(prof: Profile, progress: bool = True) -> dict:
     return record
 
 
-def _try_rate(prof: Profile, lr: float, bars: bool) -> dict:
-    """The sweep's run at ``lr`` (trained unless finished) and its answers to the validation split: one job of
-    ``choose_lr`` (``bars``: the run's and the evaluation's own bars)."""
-    from aqa_utils.data.dcase import load_split
+def _try_rate(prof: Profile, lr: float, questions: list, bars: bool) -> dict:
+    """The sweep's run at ``lr`` (trained unless finished) and its answers to the validation split's ``questions``:
+    one job of ``choose_lr`` (``bars``: the run's and the evaluation's own bars)."""
     from aqa_utils.data.prompt import build_tokenizer
     from aqa_utils.evaluation import EvalSettings, evaluate
     from aqa_utils.workbook.steps import _fit, finished_with, load_system
@@ -86,7 +85,6 @@ def _try_rate(prof: Profile, lr: float, bars: bool) -> dict:
     if not finished_with(system.run_dir, cfg):
         _fit(cfg)
     settings = EvalSettings(mode="score", permutations=prof.eval_permutations, progress=bars)
-    questions = load_split(prof.data_root, prof.lora_recipe.val_split).questions
     report = evaluate(load_system(prof, system), build_tokenizer(), questions, settings).metrics["score"]
     summary = json.loads((system.run_dir / "summary.json").read_text())
     return {"lr": lr, "shuffle_mean": report["shuffle_mean"], "ci": report["shuffle_mean_ci"],

@@ -201,24 +201,26 @@ def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", prog
                          "there measures memory, not skill. Evaluate a held-out split (the local recipe trains on "
                          "train and evaluates dev), or answer the eval split with `python -m aqa_utils evaluate "
                          "--recipe report` for a submission.")
+    from aqa_utils.data.dcase import load_split
+
+    questions = load_split(prof.data_root, split).questions  # read and checked once, handed to every job
     systems, side_by_side = prof.systems(), miniature(prof)
-    jobs = {s.name: (prof, s, split, mode, progress and not side_by_side) for s in systems}
+    jobs = {s.name: (prof, s, questions, split, mode, progress and not side_by_side) for s in systems}
     done = run_jobs(_evaluate_system, jobs, desc=f"evaluating on {split}", progress=progress,
                     side_by_side=side_by_side)
     return {s: done[s.name] for s in systems}
 
 
-def _evaluate_system(prof: Profile, system: System, split: str, mode: str, bar: bool):
-    """One system's ``evaluate`` on ``split``, written to its ``evaluation_dir``: a job of ``evaluate_systems``
-    (``bar``: its batch bar)."""
-    from aqa_utils.data.dcase import load_split
+def _evaluate_system(prof: Profile, system: System, questions: list, split: str, mode: str, bar: bool):
+    """One system's ``evaluate`` of ``split``'s ``questions``, written to its ``evaluation_dir``: a job of
+    ``evaluate_systems`` (``bar``: its batch bar)."""
     from aqa_utils.data.prompt import build_tokenizer
     from aqa_utils.evaluation import EvalSettings, evaluate
 
     settings = EvalSettings(mode=mode, permutations=prof.eval_permutations, limit=prof.eval_limit,
                             max_new_tokens=prof.eval_max_new_tokens, progress=bar, primary="score")
-    return evaluate(load_system(prof, system), build_tokenizer(), load_split(prof.data_root, split).questions,
-                    settings, out_dir=evaluation_dir(prof, split, system))
+    return evaluate(load_system(prof, system), build_tokenizer(), questions, settings,
+                    out_dir=evaluation_dir(prof, split, system))
 
 
 @dataclass
