@@ -10,11 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Type, TypeVar
 
 T = TypeVar("T")
+
+# YAML 1.1 (PyYAML) reads "1e-4" as a string: its floats need a dot ("1.0e-4"). Hyperparameters are written the
+# short way, so the readers below also resolve that form to a float (as YAML 1.2 and JSON do).
+_FLOAT = re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)[eE][-+]?\d+$")
+
+
+def read_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that reads exponent floats without a dot (``1e-4``, ``3E+2``) as floats."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+    return yaml.load(text, Loader=_Loader)
 
 
 def repo_root() -> Path:
@@ -39,6 +55,9 @@ def portable(value: Any, root: Path | None = None) -> Any:
 AF2_VOCAB_SIZE = 151_669
 
 
+_NUMBER_TYPES = ("int", "float", "int | None", "float | None")
+
+
 def _from_dict(cls: Type[T], data: dict[str, Any], where: str = "") -> T:
     """Build a (nested) dataclass from a plain dict; unknown keys are an error, not silently dropped."""
     known = {f.name: f for f in fields(cls)}
@@ -53,6 +72,8 @@ def _from_dict(cls: Type[T], data: dict[str, Any], where: str = "") -> T:
             kwargs[name] = _from_dict(sub, value, f"{where or cls.__name__}.{name}")
         elif isinstance(value, list) and f.type in ("tuple[int, ...]", "tuple[int, int]", "tuple[str, ...]"):
             kwargs[name] = tuple(value)
+        elif isinstance(value, str) and f.type in _NUMBER_TYPES:
+            raise ValueError(f"{where or cls.__name__}.{name}: expected a number, got the text {value!r}")
         else:
             kwargs[name] = value
     return cls(**kwargs)
@@ -72,14 +93,15 @@ class _Serialisable:
         path = Path(path)
         text = path.read_text()
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = read_yaml(text)
         else:
             data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

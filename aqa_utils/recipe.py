@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from aqa_utils.config import LoraSettings, TrainConfig, _from_dict, _Serialisable, portable, repo_root
+from aqa_utils.config import LoraSettings, TrainConfig, _from_dict, _Serialisable, portable, read_yaml, repo_root
 
 RECIPES_DIR = "configs"
 RUN_FIELDS = ("checkpoint", "data_root", "out_dir", "progress", "recipe")
@@ -132,7 +132,7 @@ def _read(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):

@@ -579,3 +579,16 @@ def test_bf16_training_through_laion_clap_fusion(tiny, how):
     assert fused and set(fused) == {torch.bfloat16}  # the fusion path ran, in bf16
     grads = [p.grad for p in model.clap.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g.float()).all() for g in grads)
+
+
+def test_a_saved_config_reads_back_equal_from_yaml_too(tmp_path):
+    """save() writes JSON; under a .yaml name PyYAML alone would read rms_norm_eps 1e-06 back as text."""
+    config = ModelConfig.from_dict(CUSTOM)
+    for name in ("saved.yaml", "saved.json"):
+        config.save(tmp_path / name)
+        again = ModelConfig.from_file(tmp_path / name)
+        assert again == config and isinstance(again.lm.rms_norm_eps, float)
+    path = tmp_path / "text.yaml"
+    path.write_text(yaml.safe_dump(dict(CUSTOM, lm=dict(CUSTOM["lm"], hidden_size="wide"))))
+    with pytest.raises(ValueError, match=r"text\.yaml: .*lm\.hidden_size: expected a number, got the text 'wide'"):
+        ModelConfig.from_file(path)

@@ -4,6 +4,7 @@ the two real recipes saying what the issue asks, and the workbook's profiles tak
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -169,3 +170,19 @@ def test_the_quick_profile_is_the_full_one_with_one_seed_at_the_rate_the_full_sw
     sweep = Path(__file__).resolve().parents[1] / "results" / "lr_sweep.json"
     if sweep.exists():  # the committed full run's choice
         assert quick.lora_recipe.lr == json.loads(sweep.read_text())["chosen"]
+
+
+def test_exponents_without_a_dot_are_numbers(tmp_path):
+    """PyYAML alone reads `lr: 1e-4` as the text "1e-4"; recipes (and model configs) read it as 0.0001."""
+    path = tmp_path / "short.yaml"
+    text = (REPO / "configs" / "tiny" / "ci.yaml").read_text()
+    path.write_text(re.sub(r"(?m)^(\s+lr:) 2\.0e-3", r"\1 2e-3", text).replace("[1.0e-3, 2.0e-3]", "[1e-3, 2e-3]"))
+    assert "lr: 2e-3" in path.read_text() and yaml.safe_load(path.read_text())["train"]["lr"] == "2e-3"
+    recipe = Recipe.load(path)
+    assert recipe.train.lr == 2e-3 and recipe.lr_grid == (1e-3, 2e-3)
+
+
+def test_a_number_given_as_text_is_refused_naming_the_file_and_field(tmp_path):
+    path = write_recipe(tmp_path, lambda d: d["train"].update(lr="fast"))
+    with pytest.raises(ValueError, match=r"mine\.yaml: .*lr: expected a number, got the text 'fast'"):
+        Recipe.load(path)

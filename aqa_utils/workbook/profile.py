@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aqa_utils.config import TrainConfig, repo_root
+from aqa_utils.config import TrainConfig, read_yaml, repo_root
 from aqa_utils.recipe import Recipe
 
 __all__ = ["PROFILES", "Profile", "System", "profile", "repo_root"]
@@ -148,9 +148,7 @@ def _settings() -> dict[str, str]:
     out: dict[str, str] = {}
     path = os.environ.get("AQA_CONFIG")
     if path:
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = read_yaml(Path(path).read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of AQA_* keys")
         out = {str(k).upper(): str(v) for k, v in data.items()}
