@@ -17,7 +17,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from aqa_utils.config import LoraSettings, TrainConfig, _from_dict, _Serialisable, portable, read_yaml, repo_root
+from aqa_utils.config import LoraSettings, TrainConfig, _from_dict, _Serialisable, portable, repo_root
+from aqa_utils.yaml_file import read_yaml
 
 RECIPES_DIR = "configs"
 RUN_FIELDS = ("checkpoint", "data_root", "out_dir", "progress", "recipe")

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aqa_utils"
 # Layers, lowest first: a module may import only from its own layer or a lower one. Patterns are module-name
 # prefixes; the longest matching prefix decides.
 LAYERS: list[tuple[str, ...]] = [
-    ("aqa_utils.config", "aqa_utils.reported", "aqa_utils.recipe", "aqa_utils.progress",
+    ("aqa_utils.config", "aqa_utils.yaml_file", "aqa_utils.reported", "aqa_utils.recipe", "aqa_utils.progress",
      "aqa_utils.parallel"),
     ("aqa_utils.audio", "aqa_utils.data"),
     ("aqa_utils.model",),

@@ -13,7 +13,6 @@ import json
 import shutil
 from dataclasses import replace
 
-from aqa_utils.parallel import run_jobs
 from aqa_utils.workbook.profile import Profile, System
 
 FILE = "lr_sweep.json"
@@ -44,7 +43,7 @@ def choose_lr(prof: Profile, progress: bool = True) -> dict:
     """The sweep's record: ``grid``, per rate its ``val`` shuffle-mean accuracy with CI and the run's final
     validation loss, and ``chosen``. Runs the sweep (or what is missing of it) unless a current one is saved."""
     from aqa_utils.data.dcase import load_split
-    from aqa_utils.workbook.steps import ensure_base, miniature
+    from aqa_utils.workbook.steps import ensure_base, run_profile_jobs
 
     if not prof.lr_grid:
         raise ValueError(f"recipe {prof.recipe!r} has no lr_grid: its learning rate is fixed")
@@ -61,10 +60,8 @@ def choose_lr(prof: Profile, progress: bool = True) -> dict:
     questions = load_split(prof.data_root, split).questions  # read and checked once, handed to every rate
     record: dict = {"grid": list(prof.lr_grid), "val_split": split, "val_questions": len(questions),
                     "rank": prof.ranks[0], "seed": prof.seeds[0], "metric": "score shuffle_mean"}
-    side_by_side = miniature(prof)
-    jobs = {f"{lr:g}": (prof, lr, questions, progress and not side_by_side) for lr in prof.lr_grid}
-    record["runs"] = run_jobs(_try_rate, jobs, desc="learning-rate sweep", progress=progress,
-                              side_by_side=side_by_side)
+    record["runs"] = run_profile_jobs(prof, _try_rate, {f"{lr:g}": (prof, lr, questions) for lr in prof.lr_grid},
+                                      desc="learning-rate sweep", progress=progress)
     best = max(record["runs"].values(), key=lambda r: r["shuffle_mean"])
     record["chosen"] = best["lr"]
     path.parent.mkdir(parents=True, exist_ok=True)

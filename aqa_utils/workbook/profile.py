@@ -22,8 +22,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aqa_utils.config import TrainConfig, read_yaml, repo_root
+from aqa_utils.config import TrainConfig, repo_root
 from aqa_utils.recipe import Recipe
+from aqa_utils.yaml_file import read_yaml
 
 __all__ = ["PROFILES", "Profile", "System", "profile", "repo_root"]
 

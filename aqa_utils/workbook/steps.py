@@ -13,7 +13,7 @@ import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from aqa_utils.config import portable
 from aqa_utils.loading import load_model
@@ -139,6 +139,16 @@ def miniature(prof: Profile) -> bool:
     return not prof.real_checkpoint
 
 
+def run_profile_jobs(prof: Profile, fn: Callable, jobs: dict[str, tuple], desc: str, progress: bool) -> dict:
+    """``parallel.run_jobs`` for ``prof``'s runs: the miniature's side by side, the released AF2's one at a time.
+    Each job's arguments get one more, its own bar flag: on only when jobs run one at a time (workers side by side
+    would draw over each other's bars; the overall bar counts finished jobs)."""
+    side_by_side = miniature(prof)
+    bar = progress and not side_by_side
+    return run_jobs(fn, {name: (*args, bar) for name, args in jobs.items()}, desc=desc, progress=progress,
+                    side_by_side=side_by_side)
+
+
 def train_lora(prof: Profile, system: System, retrain: bool = False) -> dict:
     """LoRA fine-tuning of ``system`` at the recipe's rate, or the one its validation sweep chose
     (``workbook.lr_sweep``); returns the run summary (reuses a finished run unless ``retrain``, resumes an
@@ -178,9 +188,7 @@ def train_loras(prof: Profile, systems: list[System] | None = None, progress: bo
     ensure_base(prof)
     lr = recipe_lr(prof)  # chosen here, once: the workers only read the base and the sweep's record
     todo = [s for s in systems if not finished_with(s.run_dir, prof.lora_config(s, lr))]
-    side_by_side = miniature(prof)
-    run_jobs(_train_job, {s.name: (prof, s, progress and not side_by_side) for s in todo}, desc="LoRA runs",
-             progress=progress, side_by_side=side_by_side)
+    run_profile_jobs(prof, _train_job, {s.name: (prof, s) for s in todo}, desc="LoRA runs", progress=progress)
     return {s: train_lora(prof, s) for s in systems}  # every run finished now: this only reads the summaries
 
 
@@ -204,10 +212,9 @@ def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", prog
     from aqa_utils.data.dcase import load_split
 
     questions = load_split(prof.data_root, split).questions  # read and checked once, handed to every job
-    systems, side_by_side = prof.systems(), miniature(prof)
-    jobs = {s.name: (prof, s, questions, split, mode, progress and not side_by_side) for s in systems}
-    done = run_jobs(_evaluate_system, jobs, desc=f"evaluating on {split}", progress=progress,
-                    side_by_side=side_by_side)
+    systems = prof.systems()
+    done = run_profile_jobs(prof, _evaluate_system, {s.name: (prof, s, questions, split, mode) for s in systems},
+                            desc=f"evaluating on {split}", progress=progress)
     return {s: done[s.name] for s in systems}
 
 
