@@ -13,6 +13,7 @@ import _thread
 import io
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -381,3 +382,19 @@ def test_a_failing_notebook_names_its_cell_and_executed_copy(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert "02_augmentation.ipynb failed in cell [4]" in err and "name 'x' is not defined" in err
     assert str(prof.results_dir / "notebooks" / "02_augmentation.ipynb") in err
+
+
+def test_a_lost_base_folder_is_rebuilt_from_its_finished_stages_keeping_the_adapters(uninterrupted):
+    """Deleting work/base (or a fresh machine with the runs copied over) is not a new base: the copy is made again from
+    the stages' final/ weights, and the LoRA runs and the sweep trained on it are kept (they were deleted once)."""
+    from aqa_utils.workbook.lr_sweep import FILE
+
+    prof = uninterrupted
+    system = prof.lora_system(8)
+    before, adapter = tensors(prof.base_dir), tensors(system.adapter)
+    assert (prof.results_dir / FILE).exists()
+    shutil.rmtree(prof.base_dir)
+    steps.ensure_base(prof)
+    assert_same(before, tensors(prof.base_dir))
+    assert_same(adapter, tensors(system.adapter)) and (prof.results_dir / FILE).exists()
+    assert steps.finished_with(system.run_dir, prof.lora_config(system, workbook.choose_lr(prof)["chosen"]))

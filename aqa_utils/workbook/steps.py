@@ -97,17 +97,16 @@ def ensure_base(prof: Profile, retrain: bool = False) -> Path:
             all(finished_with(Path(cfg.out_dir), cfg) for cfg in stages):
         return prof.base_dir
     ensure_mini_benchmark(prof)
-    from aqa_utils.workbook.lr_sweep import forget_sweep
-
-    forget_sweep(prof)  # adapters of an older base would otherwise be reused with the new one
-    for system in prof.systems()[1:]:
-        shutil.rmtree(system.run_dir, ignore_errors=True)
     final, trained = None, retrain
+    if retrain:
+        _forget_adapters(prof)
     for cfg in stages:
         # A stage trained now invalidates the next one, whose config names the same path for its starting point.
         if trained or not finished_with(Path(cfg.out_dir), cfg):
             if trained:
                 shutil.rmtree(cfg.out_dir, ignore_errors=True)
+            else:
+                _forget_adapters(prof)
             trained = True
             _fit(cfg)
         final = Path(cfg.out_dir) / "final"
@@ -118,6 +117,16 @@ def ensure_base(prof: Profile, retrain: bool = False) -> Path:
     shutil.rmtree(prof.base_dir, ignore_errors=True)
     os.replace(tmp, prof.base_dir)
     return prof.base_dir
+
+
+def _forget_adapters(prof: Profile) -> None:
+    """Remove the sweep and every adapter: they were trained on a base that is about to change (only then: a base
+    folder rebuilt from finished stages is the same base, and its adapters stay)."""
+    from aqa_utils.workbook.lr_sweep import forget_sweep
+
+    forget_sweep(prof)
+    for system in prof.systems()[1:]:
+        shutil.rmtree(system.run_dir, ignore_errors=True)
 
 
 def base_audio_reliance(prof: Profile, checkpoint: str | Path | None = None, examples: int = 48) -> dict[str, float]:
