@@ -329,9 +329,9 @@ class TrainConfig(_Serialisable):
     data_root: str = "data/mini"
     """Folder holding ``dcase_2025_question_path/`` and ``local_audio_path/`` (and ``captions/``)."""
     corpus: str = "questions"
-    """"questions" (multiple choice, the report's augmentation), "captions" (base pretraining corpus) or "tags"
-    (the caption corpus' sound classes, a tagging objective on CLAP tokens: train it with every other component
-    in ``frozen``)."""
+    """"questions" (multiple choice, the report's augmentation), "captions", "captions+copy" or
+    "captions+copy+facts" (the tiny base's corpora, ``training.examples.CaptionExamples``) or "tags" (the caption
+    corpus' sound classes, a tagging objective on CLAP tokens: train it with every other component in ``frozen``)."""
     train_split: str = "train"
     """Split to train on (the report fine-tuned on DCASE dev; the mini benchmark has its own train split)."""
     val_split: str | None = "dev"

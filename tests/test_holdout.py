@@ -8,7 +8,10 @@ import pytest
 from aqa_utils.data.dcase import load_split
 from aqa_utils.data.holdout import EVERY, parse_split
 from aqa_utils.data.mini import make_mini_benchmark
-from aqa_utils.data.mini.generic import ANSWER_VOCABULARIES, PRESENCE_VOCABULARY, copy_question, presence_question
+from aqa_utils.data.mini.generic import (
+    ANSWER_VOCABULARIES, PRESENCE_VOCABULARY, copy_question, fact_question, presence_question,
+)
+from aqa_utils.data.mini.vocabulary import SPECIES
 from aqa_utils.data.mini.vocabulary import CHOICE_COUNTS
 
 
@@ -58,3 +61,15 @@ def test_copy_questions_state_their_answer_over_every_answer_vocabulary():
         assert len(choices) <= max(CHOICE_COUNTS) and len(set(choices)) == len(choices)
         used[vocab] += 1
     assert len(used) >= len(ANSWER_VOCABULARIES) - 1  # onsets and durations share "about 1 second"  # no answer word is left for LoRA to teach the LM to say
+
+
+def test_fact_questions_name_a_species_and_answer_with_its_pitch_or_calls():
+    rng = np.random.default_rng(0)
+    asked = Counter()
+    for _ in range(600):
+        question, answer = fact_question(rng)
+        species = next(sp for sp in SPECIES if sp.name in question)
+        assert answer in (species.pitch, " and ".join(species.calls))
+        assert ("pitch" in question) == (answer == species.pitch)  # no benchmark template: the species is named
+        asked[species.name] += 1
+    assert len(asked) == len(SPECIES) and min(asked.values()) > 50

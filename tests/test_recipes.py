@@ -162,8 +162,8 @@ def test_the_learning_rate_grid_is_read_and_chosen_on_a_carved_validation_split(
 def test_the_quick_profile_is_the_full_one_with_one_seed_at_the_rate_the_full_sweep_chose(no_settings):
     full, quick = workbook.profile("full"), workbook.profile("quick")
     assert quick.seeds == (0,) and not quick.lr_grid and quick.mini_sizes == full.mini_sizes
-    assert [c.to_dict() for c in (quick.encoder_stage, quick.base_stage, quick.copy_stage)] == \
-        [c.to_dict() for c in (full.encoder_stage, full.base_stage, full.copy_stage)]
+    stages = ("encoder_stage", "base_stage", "copy_stage", "facts_stage")
+    assert [getattr(quick, k).to_dict() for k in stages] == [getattr(full, k).to_dict() for k in stages]
     assert quick.results_dir != full.results_dir and quick.base_dir != full.base_dir  # never overwrites results/
     differs = {k for k, v in quick.lora_recipe.to_dict().items() if v != full.lora_recipe.to_dict()[k]}
     assert differs <= {"recipe"}

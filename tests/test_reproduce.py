@@ -93,7 +93,8 @@ def test_base_interrupted_in_pretraining_resumes_to_the_same_weights(uninterrupt
 
     again = CtrlC(monkeypatch)
     steps.ensure_base(prof)
-    assert again.built == ["captions", "captions+copy"]  # stage 0 reused, stage 1 resumed, stage 2 trained
+    # stage 0 reused, stage 1 resumed, stages 2 and 3 trained
+    assert again.built == ["captions", "captions+copy", "captions+copy+facts"]
     assert json.loads((stage1 / "summary.json").read_text())["resumed"]
     assert not (stage1 / "checkpoints").exists()  # a finished run keeps only final/
     assert_same(tensors(uninterrupted.base_dir), tensors(prof.base_dir))

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 
 from aqa_utils.config import TrainConfig
 from aqa_utils.data.mini import make_mini_benchmark
+from aqa_utils.data.mini.vocabulary import PITCHES, SPECIES
 from aqa_utils.model import build_model
 from aqa_utils.model import checkpoint as release
 from aqa_utils.model.flamingo import AF2Model, LossOutput
@@ -356,6 +357,14 @@ def test_caption_examples_render_captions_presence_and_copy_questions(work):
     copies = [mixed.get(i, 0) for i in range(len(mixed)) if mixed.KINDS[i % 4] == "copy"]
     assert len(copies) == 2 * SIZES["n_captions_train"]
     assert all(ex.target in ex.prompt.split(".")[0] and ex.prompt != CAPTION_PROMPT for ex in copies)
+    # Stage 3's: and two text-only species facts per clip, asked open (no options), seeded like the rest.
+    facts = CaptionExamples(work.data, "train", seed=0, copy=True, facts=True)
+    assert len(facts) == 6 * SIZES["n_captions_train"] and facts.KINDS[:4] == mixed.KINDS
+    assert [facts.get(i, 0) for i in range(4)] == [mixed.get(i, 0) for i in range(4)]  # clip 0's first four lines
+    lines = [facts.get(i, 1) for i in range(len(facts)) if facts.KINDS[i % 6] == "fact"]
+    assert len(lines) == 2 * SIZES["n_captions_train"] and len({ex.prompt for ex in lines}) > 3
+    known = PITCHES + tuple(" and ".join(sp.calls) for sp in SPECIES)
+    assert all("(a)" not in ex.prompt.lower() and ex.target in known for ex in lines)
 
 
 # ------------------------------------------------------------------------------------------------------ 6. golden

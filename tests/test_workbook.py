@@ -107,7 +107,7 @@ def test_every_config_follows_the_aqa_settings(monkeypatch, tmp_path, data, weig
     assert prof.data_root == (dcase if data else mini)
     # the tiny base always pretrains on the generated caption corpus, whatever the questions are
     stages = prof.base_stages()
-    assert [cfg.corpus for cfg in stages] == ["tags", "captions", "captions+copy"]
+    assert [cfg.corpus for cfg in stages] == ["tags", "captions", "captions+copy", "captions+copy+facts"]
     for previous, cfg in zip(stages, stages[1:]):  # each stage starts from the one before
         assert cfg.checkpoint == str(Path(previous.out_dir) / "final")
     for cfg in stages:

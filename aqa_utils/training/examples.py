@@ -18,9 +18,11 @@ from aqa_utils.data.augment import augmented_example, training_example
 from aqa_utils.data.dcase import Question, load_split
 from aqa_utils.data.formats import eval_example, render_answer, render_question
 from aqa_utils.data.mini import SOUND_CLASSES, read_captions
-from aqa_utils.data.mini.generic import copy_question, presence_question
+from aqa_utils.data.mini.generic import copy_question, fact_question, presence_question
 
 CAPTION_PROMPT = "describe the sound."
+CAPTION_CORPORA = ("captions", "captions+copy", "captions+copy+facts")
+"""The tiny base's corpora over the caption clips (``CaptionExamples``), one per stage after stage 0."""
 
 
 @dataclass
@@ -49,16 +51,17 @@ class QuestionExamples:
 
 
 class CaptionExamples:
-    """The tiny base's stage-1 corpora, ``KINDS`` items per caption clip: its caption (under a fixed prompt) and a
-    generic presence question about it; with ``copy=True`` also two text-only copy questions per clip
-    (``data.mini.generic``: why these, and why no benchmark question type). Questions are drawn anew each epoch
-    from (seed, epoch, index) and rendered with the report's augmentation (shuffled options, one of six label
-    formats) when ``train`` is True, else in the fixed eval format. A copy question's clip is another caption clip:
-    its audio is irrelevant to the answer."""
+    """The tiny base's corpora, ``KINDS`` items per caption clip: its caption (under a fixed prompt) and a generic
+    presence question about it; with ``copy=True`` also two text-only copy questions per clip, with ``facts=True``
+    also two text-only species facts (``data.mini.generic``: why these, and why no benchmark question type).
+    Questions are drawn anew each epoch from (seed, epoch, index) and rendered with the report's augmentation
+    (shuffled options, one of six label formats) when ``train`` is True, else in the fixed eval format; a fact is
+    asked open. A text-only line's clip is another caption clip: its audio is irrelevant to the answer."""
 
-    def __init__(self, root: Path, split: str, seed: int = 0, train: bool = True, copy: bool = False):
+    def __init__(self, root: Path, split: str, seed: int = 0, train: bool = True, copy: bool = False,
+                 facts: bool = False):
         self.seed, self.train = seed, train
-        self.KINDS = ("caption", "presence", "copy", "copy") if copy else ("caption", "presence")
+        self.KINDS = ("caption", "presence") + ("copy", "copy") * copy + ("fact", "fact") * facts
         self.clips: list[tuple[Path, str, list[str]]] = read_captions(
             root, split, lambda row: (root / row["audio"], row["text"], list(row["sounds"])))
 
@@ -70,6 +73,10 @@ class CaptionExamples:
         audio, caption, sounds = self.clips[clip]
         if self.KINDS[kind] == "caption":
             return Example(audio, CAPTION_PROMPT, caption)
+        if self.KINDS[kind] == "fact":
+            rng = np.random.default_rng([self.seed, epoch, index, 7])  # a stream of its own (the one measured)
+            question, answer = fact_question(rng)
+            return Example(self.clips[int(rng.integers(len(self.clips)))][0], question, answer)
         rng = np.random.default_rng([self.seed, epoch, index])
         if self.KINDS[kind] == "presence":
             question, choices, answer = presence_question(rng, sounds)
@@ -106,14 +113,15 @@ class CaptionTags:
 
 
 def load_examples(cfg: TrainConfig, split: str, train: bool):
-    """The examples of ``split`` for ``cfg.corpus``: "questions", "captions", "captions+copy" or "tags"."""
+    """The examples of ``split`` for ``cfg.corpus``: "questions", one of ``CAPTION_CORPORA`` or "tags"."""
     root = Path(cfg.data_root)
-    if cfg.corpus in ("captions", "captions+copy"):
-        return CaptionExamples(root, split, cfg.seed, train, copy=cfg.corpus == "captions+copy")
+    if cfg.corpus in CAPTION_CORPORA:
+        return CaptionExamples(root, split, cfg.seed, train, copy="+copy" in cfg.corpus, facts="+facts" in cfg.corpus)
     if cfg.corpus == "tags":
         return CaptionTags(root, split)
     if cfg.corpus != "questions":
-        raise ValueError(f"corpus must be 'questions', 'captions', 'captions+copy' or 'tags', not {cfg.corpus!r}")
+        raise ValueError(f"corpus must be 'questions', {', '.join(map(repr, CAPTION_CORPORA))} or 'tags', "
+                         f"not {cfg.corpus!r}")
     loaded = load_split(root, split, skip_problems=cfg.skip_bad_data)
     if loaded.skipped:
         print(f"{split}: skipped {loaded.skipped} questions with data problems: {loaded.summary()}")

@@ -79,6 +79,9 @@ class Profile:
     copy_stage: TrainConfig
     """Stage 2 of the tiny base (hyperparameters only): stage 1's corpus mixed half and half with text-only copy
     questions, so the LM learns to answer with any option's text (``data.mini.generic``)."""
+    facts_stage: TrainConfig
+    """Stage 3 of the tiny base (hyperparameters only): stage 2's corpus with text-only facts about the species
+    (``data.mini.generic.fact_question``), what an LLM would know before hearing anything."""
     lora_recipe: TrainConfig
     """The LoRA recipe's training config (hyperparameters only); each system's config is derived by
     ``lora_config``."""
@@ -120,9 +123,13 @@ class Profile:
         return replace(self.copy_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_copy"),
                        checkpoint=str(Path(self.base_config().out_dir) / "final"))
 
+    def facts_config(self) -> TrainConfig:
+        return replace(self.facts_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_facts"),
+                       checkpoint=str(Path(self.copy_config().out_dir) / "final"))
+
     def base_stages(self) -> tuple[TrainConfig, ...]:
         """The tiny base's training stages in order, each starting from the previous one's ``final/``."""
-        return self.encoder_config(), self.base_config(), self.copy_config()
+        return self.encoder_config(), self.base_config(), self.copy_config(), self.facts_config()
 
     def lora_config(self, system: System, lr: float | None = None) -> TrainConfig:
         """The training config of ``system``: the recipe's, at learning rate ``lr`` (None: the recipe's ``lr``)."""
@@ -191,6 +198,11 @@ def profile(name: str | None = None) -> Profile:
             copy_stage=TrainConfig(mode="full", corpus="captions+copy", frozen=("clap",), max_steps=300, batch_size=8,
                                    lr=1e-3, warmup_steps=10, val_split="dev", eval_every=100, max_val_examples=48,
                                    save_every=100),
+            # Two fact lines in every six for 600 steps: the base then recalls most species' pitch (two thirds, as
+            # multiple choice) and LoRA can compose it with the species it hears (lora_gain.md, fifth session).
+            facts_stage=TrainConfig(mode="full", corpus="captions+copy+facts", frozen=("clap",), max_steps=600,
+                                    batch_size=8, lr=1e-3, warmup_steps=10, val_split="dev", eval_every=100,
+                                    max_val_examples=48, save_every=100),
             **recipe)
     else:
         ci = root / "work" / "ci"
@@ -204,6 +216,9 @@ def profile(name: str | None = None) -> Profile:
                                    lr=3e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=2),
             copy_stage=TrainConfig(mode="full", corpus="captions+copy", frozen=("clap",), max_steps=2, batch_size=4,
                                    lr=1e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=1),
+            facts_stage=TrainConfig(mode="full", corpus="captions+copy+facts", frozen=("clap",), max_steps=2,
+                                    batch_size=4, lr=1e-3, warmup_steps=1, val_split="dev", max_val_examples=8,
+                                    save_every=1),
             **recipe)
     if settings.get("AQA_DCASE_ROOT"):
         prof.dcase_root = Path(settings["AQA_DCASE_ROOT"])

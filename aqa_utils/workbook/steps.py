@@ -86,10 +86,10 @@ def _fit(cfg) -> Path:
 
 
 def ensure_base(prof: Profile, retrain: bool = False) -> Path:
-    """The base checkpoint (release layout): the real AF2 when given, else the tiny base pretrained here in three
+    """The base checkpoint (release layout): the real AF2 when given, else the tiny base pretrained here in four
     stages (``Profile.base_stages``; stage 0: CLAP learns to tag sounds; stage 1: CLAP frozen, the rest learns
-    captions and generic presence questions; stage 2: the same mixed with text-only copy questions). A finished
-    stage is reused, an interrupted one resumed (see ``_fit``)."""
+    captions and generic presence questions; stage 2: the same mixed with text-only copy questions; stage 3: and
+    with text-only species facts). A finished stage is reused, an interrupted one resumed (see ``_fit``)."""
     if prof.real_checkpoint:
         return prof.base_dir
     stages = prof.base_stages()

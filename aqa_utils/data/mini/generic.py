@@ -11,6 +11,12 @@ benchmark convention:
   right?"), over every answer vocabulary the benchmark uses: it teaches reading the options and answering with
   one of them, nothing about audio.
 
+- ``fact_question``: a text-only fact about a species, asked open ("what pitch are a glass shrimp's calls?" ->
+  "high"; "which calls does a glass shrimp make?" -> "click train and trill"): what an LLM knows about the world
+  before it hears anything. The benchmark asks about the clip instead ("how high is the pitch of the calls?"), so
+  its answer needs the species heard and the fact recalled together: that composition is left to fine-tuning, and
+  on a base without the facts LoRA cannot learn it (``results/experiments/lora_gain.md``, fifth session).
+
 Which question types the benchmark asks (pitch, counts, times, order) and what they mean is left for fine-tuning
 to teach, as DCASE's question types were new to the released AF2.
 """
@@ -54,3 +60,15 @@ def copy_question(rng: np.random.Generator) -> tuple[str, list[str], int]:
     choices, index = _options(rng, answer, [v for v in vocab if v != answer])
     statement = COPY_STATEMENTS[int(rng.integers(len(COPY_STATEMENTS)))].format(x=answer)
     return f"{statement} {COPY_QUESTIONS[int(rng.integers(len(COPY_QUESTIONS)))]}", choices, index
+
+
+FACT_QUESTIONS = (("what pitch are a {s}'s calls?", lambda sp: sp.pitch),
+                  ("fact: the pitch of a {s}'s calls.", lambda sp: sp.pitch),
+                  ("which calls does a {s} make?", lambda sp: " and ".join(sp.calls)))
+
+
+def fact_question(rng: np.random.Generator) -> tuple[str, str]:
+    """(question, answer): a fact about a random species, no options, no audio needed."""
+    species = SPECIES[int(rng.integers(len(SPECIES)))]
+    template, answer = FACT_QUESTIONS[int(rng.integers(len(FACT_QUESTIONS)))]
+    return template.format(s=species.name), answer(species)
