@@ -19,4 +19,3 @@ def read_yaml(text: str) -> Any:
 
     _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
     return yaml.load(text, Loader=_Loader)
-

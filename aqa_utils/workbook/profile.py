@@ -115,17 +115,19 @@ class Profile:
     def encoder_config(self) -> TrainConfig:
         return replace(self.encoder_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_audio_encoder"))
 
+    def _after(self, stage: TrainConfig, folder: str, previous: TrainConfig) -> TrainConfig:
+        """``stage`` run in ``runs_dir/folder``, starting from ``previous``'s ``final/``."""
+        return replace(stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / folder),
+                       checkpoint=str(Path(previous.out_dir) / "final"))
+
     def base_config(self) -> TrainConfig:
-        return replace(self.base_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_pretrain"),
-                       checkpoint=str(Path(self.encoder_config().out_dir) / "final"))
+        return self._after(self.base_stage, "base_pretrain", self.encoder_config())
 
     def copy_config(self) -> TrainConfig:
-        return replace(self.copy_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_copy"),
-                       checkpoint=str(Path(self.base_config().out_dir) / "final"))
+        return self._after(self.copy_stage, "base_copy", self.base_config())
 
     def facts_config(self) -> TrainConfig:
-        return replace(self.facts_stage, data_root=str(self.mini_root), out_dir=str(self.runs_dir / "base_facts"),
-                       checkpoint=str(Path(self.copy_config().out_dir) / "final"))
+        return self._after(self.facts_stage, "base_facts", self.copy_config())
 
     def base_stages(self) -> tuple[TrainConfig, ...]:
         """The tiny base's training stages in order, each starting from the previous one's ``final/``."""
@@ -181,6 +183,9 @@ def profile(name: str | None = None) -> Profile:
     if name in ("full", "quick"):
         # quick: the full profile's data, base and evaluation with one seed and no sweep, in a folder of its own.
         quick = root / "work" / "quick"
+        copy_stage = TrainConfig(mode="full", corpus="captions+copy", frozen=("clap",), max_steps=300, batch_size=8,
+                                 lr=1e-3, warmup_steps=10, val_split="dev", eval_every=100, max_val_examples=48,
+                                 save_every=100)
         prof = Profile(
             name=name, mini_root=root / "data" / "mini",
             base_dir=(quick / "base" if name == "quick" else root / "work" / "base") / "af2-tiny",
@@ -195,17 +200,16 @@ def profile(name: str | None = None) -> Profile:
             base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), epochs=7, batch_size=8, lr=3e-3,
                                    warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48,
                                    save_every=100),
-            copy_stage=TrainConfig(mode="full", corpus="captions+copy", frozen=("clap",), max_steps=300, batch_size=8,
-                                   lr=1e-3, warmup_steps=10, val_split="dev", eval_every=100, max_val_examples=48,
-                                   save_every=100),
-            # Two fact lines in every six for 600 steps: the base then recalls most species' pitch (two thirds, as
-            # multiple choice) and LoRA can compose it with the species it hears (lora_gain.md, fifth session).
-            facts_stage=TrainConfig(mode="full", corpus="captions+copy+facts", frozen=("clap",), max_steps=600,
-                                    batch_size=8, lr=1e-3, warmup_steps=10, val_split="dev", eval_every=100,
-                                    max_val_examples=48, save_every=100),
+            copy_stage=copy_stage,
+            # Stage 2 again, twice as long, with two fact lines in every six: the base then recalls most species'
+            # pitch (two thirds, as multiple choice) and LoRA can compose it with the species it hears
+            # (lora_gain.md, fifth session).
+            facts_stage=replace(copy_stage, corpus="captions+copy+facts", max_steps=600),
             **recipe)
     else:
         ci = root / "work" / "ci"
+        copy_stage = TrainConfig(mode="full", corpus="captions+copy", frozen=("clap",), max_steps=2, batch_size=4,
+                                 lr=1e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=1)
         prof = Profile(
             name=name, mini_root=ci / "mini", base_dir=ci / "base" / "af2-tiny", runs_dir=ci / "runs",
             results_dir=ci / "results",
@@ -214,11 +218,8 @@ def profile(name: str | None = None) -> Profile:
             encoder_stage=_encoder_stage(epochs=1, batch_size=8, lr=3e-4, progress=False, save_every=2),
             base_stage=TrainConfig(mode="full", corpus="captions", frozen=("clap",), max_steps=4, batch_size=4,
                                    lr=3e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=2),
-            copy_stage=TrainConfig(mode="full", corpus="captions+copy", frozen=("clap",), max_steps=2, batch_size=4,
-                                   lr=1e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=1),
-            facts_stage=TrainConfig(mode="full", corpus="captions+copy+facts", frozen=("clap",), max_steps=2,
-                                    batch_size=4, lr=1e-3, warmup_steps=1, val_split="dev", max_val_examples=8,
-                                    save_every=1),
+            copy_stage=copy_stage,
+            facts_stage=replace(copy_stage, corpus="captions+copy+facts"),
             **recipe)
     if settings.get("AQA_DCASE_ROOT"):
         prof.dcase_root = Path(settings["AQA_DCASE_ROOT"])
