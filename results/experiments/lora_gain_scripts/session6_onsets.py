@@ -1,0 +1,68 @@
+"""Session-6 probe (#15): does a stage 0 that marks each sound's ONSET token make the base count? Besides the clip
+tags (max over CLAP tokens), the token whose time step holds a sound's onset is trained to tag that sound, every
+other token not (so the number of marked tokens is the number of sounds, what counting needs; session 3's
+time-resolved stage 0 tagged every token a sound covers instead). Then stage 1 exactly as the pipeline's. The check
+is session6_captions.py on the stage-1 model: does it write the right count in its captions?
+Output: work/exp6/on_s0, work/exp6/on_s1.  usage: python session6_onsets.py"""
+import os, time, json
+from dataclasses import replace
+from pathlib import Path
+import torch, torch.nn.functional as F
+torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+from aqa_utils.workbook.profile import profile
+from aqa_utils.training import Trainer, objectives
+from aqa_utils.audio import pad_to_longest
+from aqa_utils.data.mini.scenes import plan_scenes, seeded, SPLIT_KEYS
+from aqa_utils.data.mini.vocabulary import SOUND_CLASSES
+
+prof = profile("full"); W = Path("work/exp6"); root = Path(prof.data_root)
+TIME_STEPS, FREQ_ROWS, WINDOW = 32, 2, 10.0   # af2-tiny's 64 tokens per 10 s window: (frequency row, time step)
+timeline = {}
+for split in ("train", "dev"):
+    lines = [json.loads(l) for l in (root / "captions" / f"{split}.jsonl").read_text().splitlines()]
+    scenes = plan_scenes(seeded(0, 100 + SPLIT_KEYS[split]), len(lines), prefix="cap", per_clip=1)
+    for line, scene in zip(lines, scenes):
+        assert line["audio"].endswith(scene.name + ".wav")
+        timeline[str(root / line["audio"])] = [(s.onset, [c for c in (s.name, s.call) if c]) for s in scene.sounds]
+
+
+def onset_targets(path, n_tokens):
+    t = torch.zeros(n_tokens, len(SOUND_CLASSES))
+    step = WINDOW / TIME_STEPS
+    for k in range(n_tokens):
+        window, within = divmod(k, FREQ_ROWS * TIME_STEPS)
+        start = window * WINDOW + (within % TIME_STEPS) * step
+        for on, names in timeline[str(path)]:
+            if start <= on < start + step:
+                for n in names:
+                    t[k, SOUND_CLASSES.index(n)] = 1.0
+    return t
+
+
+def loss_sum(self, module, core, examples, device, autocast):
+    targets = torch.stack([t for _, t in examples]).to(device)
+    windows, mask = pad_to_longest([self.clips.get(path) for path, _ in examples])
+    with autocast():
+        tokens, tmask = module.af2.clap_tokens(windows.to(device), mask.to(device))
+        frame_logits = module.head.proj(tokens).float()
+    clip_logits = frame_logits.masked_fill(~tmask[..., None], torch.finfo(frame_logits.dtype).min).max(dim=1).values
+    clip = F.binary_cross_entropy_with_logits(clip_logits, targets, reduction="sum")
+    frames = 0.0
+    for i, (path, _) in enumerate(examples):
+        n = int(tmask[i].sum())
+        frames = frames + F.binary_cross_entropy_with_logits(frame_logits[i, :n], onset_targets(path, n), reduction="sum") / n
+    return clip + frames
+
+
+objectives.Tagging.loss_sum = loss_sum
+
+
+def fit(cfg, tag):
+    if (Path(cfg.out_dir) / "summary.json").exists():
+        return
+    t = time.time(); s = Trainer(cfg).fit(); print(tag, round(time.time() - t), "s", {k: v for k, v in s.items() if k in ("val_loss", "val_map")}, flush=True)
+
+
+s0, s1 = prof.base_stages()[:2]
+fit(replace(s0, out_dir=str(W / "on_s0"), save_every=0, progress=False), "stage0")
+fit(replace(s1, checkpoint=str(W / "on_s0" / "final"), out_dir=str(W / "on_s1"), save_every=0, progress=False), "stage1")
