@@ -5,7 +5,8 @@ time-resolved stage 0 tagged every token a sound covers instead). Then stage 1 e
 is session6_captions.py on the stage-1 model: does it write the right count in its captions?
 With COUNT=1 a count target too: per class, the sum over a window's time steps of the onset probabilities (the two
 frequency rows averaged) regresses the number of that class's onsets in the clip (squared error); outputs
-work/exp6/cnt_s0, cnt_s1. STAGES=1 stops after stage 0.
+work/exp6/cnt_s0, cnt_s1; COUNT_WEIGHT=w scales that term (outputs cnt<w>_s0, cnt<w>_s1). STAGES=1 stops
+after stage 0.
 Output: work/exp6/on_s0, work/exp6/on_s1.  usage: [COUNT=1] [STAGES=1] python session6_onsets.py"""
 import os, time, json
 from dataclasses import replace
@@ -18,7 +19,8 @@ from aqa_utils.audio import pad_to_longest
 from aqa_utils.data.mini.scenes import plan_scenes, seeded, SPLIT_KEYS
 from aqa_utils.data.mini.vocabulary import SOUND_CLASSES
 
-prof = profile("full"); W = Path("work/exp6"); COUNT = os.environ.get("COUNT") == "1"; root = Path(prof.data_root)
+prof = profile("full"); W = Path("work/exp6"); COUNT = os.environ.get("COUNT") == "1"
+WEIGHT = float(os.environ.get("COUNT_WEIGHT", "1")); root = Path(prof.data_root)
 TIME_STEPS, FREQ_ROWS, WINDOW = 32, 2, 10.0   # af2-tiny's 64 tokens per 10 s window: (frequency row, time step)
 timeline = {}
 for split in ("train", "dev"):
@@ -62,7 +64,7 @@ def loss_sum(self, module, core, examples, device, autocast):
         per_step = frame_logits[i, :n].sigmoid().reshape(n // (FREQ_ROWS * TIME_STEPS), FREQ_ROWS, TIME_STEPS, -1).mean(1)
         truth = onset_targets(path, n).reshape(n // (FREQ_ROWS * TIME_STEPS), FREQ_ROWS, TIME_STEPS, -1)[:, 0].sum((0, 1))
         counts = counts + F.mse_loss(per_step.sum((0, 1)), truth, reduction="sum")
-    return clip + frames + counts
+    return clip + frames + WEIGHT * counts
 
 
 objectives.Tagging.loss_sum = loss_sum
@@ -75,7 +77,7 @@ def fit(cfg, tag):
 
 
 s0, s1 = prof.base_stages()[:2]
-tag = "cnt" if COUNT else "on"
+tag = ("cnt" if WEIGHT == 1 else f"cnt{WEIGHT:g}") if COUNT else "on"
 fit(replace(s0, out_dir=str(W / f"{tag}_s0"), save_every=0, progress=False), "stage0")
 if os.environ.get("STAGES") != "1":
     fit(replace(s1, checkpoint=str(W / f"{tag}_s0" / "final"), out_dir=str(W / f"{tag}_s1"), save_every=0, progress=False), "stage1")
