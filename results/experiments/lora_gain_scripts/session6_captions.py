@@ -3,15 +3,11 @@ slot (the number of calls of a BQA clip; the calls before / after the event of a
 clip, or the whole second of its first onset) and the base's summed loss picks a variant (teacher forcing, prompt
 "describe the sound."); the share of clips where it picks the true caption, against 1 / number of variants.
 usage: python session6_captions.py BASE DATA_ROOT"""
-import json, re, sys, contextlib
+import json, re, sys
 from pathlib import Path
-import torch
-from aqa_utils.model.checkpoint import load
-from aqa_utils.audio import ClipCache
-from aqa_utils.data.prompt import TrainCollator, build_tokenizer
-from aqa_utils.training.objectives import LanguageModelling
-from aqa_utils.training.examples import Example, CAPTION_PROMPT
+from aqa_utils.training.examples import CAPTION_PROMPT
 from aqa_utils.data.mini.vocabulary import NUMBERS, EVENTS
+from session6_common import Chooser
 
 def variants(text):
     """(slot name, true index, [caption variants])"""
@@ -30,7 +26,6 @@ def variants(text):
     if m and m.group(1) in EVENTS:
         vs = [e + " first, " + m.group(2) + " last: " + m.group(3) for e in EVENTS]
         out.append(("tsqa_first", EVENTS.index(m.group(1)), vs))
-        # the first listed sound ("a bell at 1.2 s") restates the first event: score the first slot only via prefix
     m = re.search(r" at (\d+)\.(\d) s", text)
     if m and " first, " in text:
         sec = int(m.group(1))
@@ -39,16 +34,13 @@ def variants(text):
     return out
 
 def main(base, root):
-    model, _ = load(base, None, device="cpu"); model.eval()
-    obj = LanguageModelling(TrainCollator(build_tokenizer()), ClipCache(model.config.audio), cache_clap_tokens=False)
+    chooser = Chooser(base)
     rows = [json.loads(l) for l in (Path(root) / "captions/dev.jsonl").read_text().splitlines()]
     res = {}
-    with torch.no_grad():
-        for r in rows:
-            for slot, true, vs in variants(r["text"]):
-                ls = [float(obj.loss_sum(model, model, [Example(Path(root) / r["audio"], CAPTION_PROMPT, v)], "cpu", contextlib.nullcontext)) for v in vs]
-                pred = min(range(len(vs)), key=lambda i: ls[i])
-                res.setdefault(slot, []).append((pred == true, len(vs)))
+    for r in rows:
+        for slot, true, vs in variants(r["text"]):
+            pred = chooser.choose(Path(root) / r["audio"], CAPTION_PROMPT, vs)
+            res.setdefault(slot, []).append((pred == true, len(vs)))
     for slot, v in res.items():
         print(f"{slot}: {sum(c for c, _ in v)}/{len(v)} = {sum(c for c,_ in v)/len(v):.2f} (chance {1/v[0][1]:.2f})")
 

@@ -8,7 +8,7 @@ frequency rows averaged) regresses the number of that class's onsets in the clip
 work/exp6/cnt_s0, cnt_s1; COUNT_WEIGHT=w scales that term (outputs cnt<w>_s0, cnt<w>_s1). STAGES=1 stops
 after stage 0.
 Output: work/exp6/on_s0, work/exp6/on_s1.  usage: [COUNT=1] [STAGES=1] python session6_onsets.py"""
-import os, time, json
+import os, time
 from dataclasses import replace
 from pathlib import Path
 import torch, torch.nn.functional as F
@@ -16,19 +16,14 @@ torch.set_num_threads(int(os.environ.get("THREADS", "2")))
 from aqa_utils.workbook.profile import profile
 from aqa_utils.training import Trainer, objectives
 from aqa_utils.audio import pad_to_longest
-from aqa_utils.data.mini.scenes import plan_scenes, seeded, SPLIT_KEYS
 from aqa_utils.data.mini.vocabulary import SOUND_CLASSES
+from session6_common import caption_scenes
 
 prof = profile("full"); W = Path("work/exp6"); COUNT = os.environ.get("COUNT") == "1"
 WEIGHT = float(os.environ.get("COUNT_WEIGHT", "1")); root = Path(prof.data_root)
 TIME_STEPS, FREQ_ROWS, WINDOW = 32, 2, 10.0   # af2-tiny's 64 tokens per 10 s window: (frequency row, time step)
-timeline = {}
-for split in ("train", "dev"):
-    lines = [json.loads(l) for l in (root / "captions" / f"{split}.jsonl").read_text().splitlines()]
-    scenes = plan_scenes(seeded(0, 100 + SPLIT_KEYS[split]), len(lines), prefix="cap", per_clip=1)
-    for line, scene in zip(lines, scenes):
-        assert line["audio"].endswith(scene.name + ".wav")
-        timeline[str(root / line["audio"])] = [(s.onset, [c for c in (s.name, s.call) if c]) for s in scene.sounds]
+timeline = {str(root / line["audio"]): [(s.onset, [c for c in (s.name, s.call) if c]) for s in scene.sounds]
+            for split in ("train", "dev") for line, scene in caption_scenes(root, split)}
 
 
 def onset_targets(path, n_tokens):
@@ -52,18 +47,16 @@ def loss_sum(self, module, core, examples, device, autocast):
         frame_logits = module.head.proj(tokens).float()
     clip_logits = frame_logits.masked_fill(~tmask[..., None], torch.finfo(frame_logits.dtype).min).max(dim=1).values
     clip = F.binary_cross_entropy_with_logits(clip_logits, targets, reduction="sum")
-    frames = 0.0
+    frames = counts = 0.0
     for i, (path, _) in enumerate(examples):
         n = int(tmask[i].sum())
-        frames = frames + F.binary_cross_entropy_with_logits(frame_logits[i, :n], onset_targets(path, n), reduction="sum") / n
-    if not COUNT:
-        return clip + frames
-    counts = 0.0
-    for i, (path, _) in enumerate(examples):
-        n = int(tmask[i].sum())
-        per_step = frame_logits[i, :n].sigmoid().reshape(n // (FREQ_ROWS * TIME_STEPS), FREQ_ROWS, TIME_STEPS, -1).mean(1)
-        truth = onset_targets(path, n).reshape(n // (FREQ_ROWS * TIME_STEPS), FREQ_ROWS, TIME_STEPS, -1)[:, 0].sum((0, 1))
-        counts = counts + F.mse_loss(per_step.sum((0, 1)), truth, reduction="sum")
+        onsets = onset_targets(path, n)
+        frames = frames + F.binary_cross_entropy_with_logits(frame_logits[i, :n], onsets, reduction="sum") / n
+        if COUNT:  # (windows, frequency rows, time steps, classes); both rows carry the same onset targets
+            grid = (n // (FREQ_ROWS * TIME_STEPS), FREQ_ROWS, TIME_STEPS, -1)
+            per_step = frame_logits[i, :n].sigmoid().reshape(grid).mean(1)
+            truth = onsets.reshape(grid)[:, 0].sum((0, 1))
+            counts = counts + F.mse_loss(per_step.sum((0, 1)), truth, reduction="sum")
     return clip + frames + WEIGHT * counts
 
 

@@ -7,27 +7,22 @@ first_event question at about chance, LoRA or not.
 Starts from the pipeline's stage-2 final (work/quick/runs/base_copy/final of a `make reproduce-quick`, identical to the
 full profile's). Output: work/exp6/k4_base (its final/ is a base in the release layout).
 usage: python session6_order.py STAGE2_FINAL"""
-import os, sys, time, json
+import os, sys, time
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import torch
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
 import aqa_utils.training.examples as ex
-from aqa_utils.data.mini.scenes import plan_scenes, seeded, SPLIT_KEYS
 from aqa_utils.training import Trainer
 from aqa_utils.workbook.profile import profile
+from session6_common import caption_scenes
 
 ASK = {"first": ("name the sound heard at the start of the recording.", "what do you hear at the very beginning?"),
        "last": ("name the sound heard at the end of the recording.", "what do you hear at the very end?")}
 prof = profile("full"); root = Path(prof.mini_root)
-order = {}  # clip path -> sound names by onset
-for split in ("train", "dev"):
-    lines = [json.loads(l) for l in (root / "captions" / f"{split}.jsonl").read_text().splitlines()]
-    scenes = plan_scenes(seeded(0, 100 + SPLIT_KEYS[split]), len(lines), prefix="cap", per_clip=1)
-    for line, scene in zip(lines, scenes):
-        assert line["audio"].endswith(scene.name + ".wav")
-        order[str(root / line["audio"])] = [s.name for s in sorted(scene.sounds, key=lambda s: s.onset)]
+order = {str(root / line["audio"]): [s.name for s in sorted(scene.sounds, key=lambda s: s.onset)]  # clip -> names
+         for split in ("train", "dev") for line, scene in caption_scenes(root, split)}
 Base = ex.CaptionExamples
 
 

@@ -2,7 +2,7 @@
 regression on the first 10 s window's tokens, frequency rows averaged: 32 time steps x width) trained on the 600
 train caption clips, tested on the 100 dev ones, for the number of sounds starting in that window.
 usage: python session6_probe.py STAGE0_FINAL [...]"""
-import sys, json
+import sys
 from pathlib import Path
 import numpy as np
 import torch
@@ -10,16 +10,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from aqa_utils.audio import ClipCache
-from aqa_utils.data.mini.scenes import plan_scenes, seeded, SPLIT_KEYS
 from aqa_utils.model.checkpoint import load
 from aqa_utils.workbook.profile import profile
+from session6_common import caption_scenes
 
 
 def features(model, root, split):
-    lines = [json.loads(l) for l in (root / "captions" / f"{split}.jsonl").read_text().splitlines()]
-    scenes = plan_scenes(seeded(0, 100 + SPLIT_KEYS[split]), len(lines), prefix="cap", per_clip=1)
     clips, X, y = ClipCache(model.config.audio), [], []
-    for line, scene in zip(lines, scenes):
+    for line, scene in caption_scenes(root, split):
         with torch.no_grad():
             tok = model.clap.eval()(clips.get(root / line["audio"])[:1])[0]  # (tokens, D) of the first window
         X.append(tok.reshape(2, tok.shape[0] // 2, -1).mean(0).flatten().numpy())
