@@ -112,7 +112,7 @@ def _evaluate_plan(args: argparse.Namespace) -> tuple[dict, dict]:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aqa_utils.data.dcase import load_split
-    from aqa_utils.data.prompt import build_tokenizer
+    from aqa_utils.data.prompt import tokenizer_for
     from aqa_utils.evaluation import EvalSettings, evaluate
     from aqa_utils.loading import load_model
 
@@ -126,7 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise SystemExit(f"{example}: no such submission example file")
     model = load_model(args.checkpoint, args.adapter, model=args.model)
     questions = load_split(args.data, plan["split"], skip_problems=plan["skip_bad_data"]).questions
-    result = evaluate(model, build_tokenizer(), questions, EvalSettings(**settings), out_dir=args.out)
+    result = evaluate(model, tokenizer_for(model), questions, EvalSettings(**settings), out_dir=args.out)
     print(json.dumps(result.metrics, indent=2, default=str))
     if example is not None:
         checked = check_submission(result.files["submission"], example, questions)

@@ -39,7 +39,8 @@ def portable(value: Any, root: Path | None = None) -> Any:
 
 # AF2 adds four tokens to Qwen2.5's 151,665: <audio>, <|endofchunk|>, <|PAD_TOKEN|>, <SEP>.
 AF2_VOCAB_SIZE = 151_669
-
+# Qwen2.5's 22 (<|endoftext|> first) and AF2's 4 close every vocabulary: <|endoftext|> is vocab_size - 26.
+SPECIAL_TOKENS = 26
 
 _NUMBER_TYPES = ("int", "float", "int | None", "float | None")
 
@@ -191,7 +192,9 @@ class LMConfig(_Serialisable):
     """The Qwen2 decoder (built with ``transformers.Qwen2ForCausalLM``)."""
 
     vocab_size: int = AF2_VOCAB_SIZE
-    """Embedding rows: Qwen2.5's tokenizer plus AF2's four added tokens."""
+    """Embedding rows: the tokenizer's length (Qwen2.5's tokenizer plus AF2's four added tokens)."""
+    vocabulary: str | None = None
+    """None: AF2's tokenizer; else a trimmed one of ``data.prompt.VOCABULARIES`` (``data.prompt.tokenizer_for``)."""
     hidden_size: int = 2048
     """Model width."""
     intermediate_size: int = 11008
@@ -277,8 +280,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # af2-tiny's CLAP is random, not contrastively pretrained like AF-CLAP: with a closed gate the audio path
         # would get no gradient at all, so its attention gate starts ajar (tanh(0.5) = 0.46).
         xattn=dict(heads=4, dim_head=32, ff_mult=2, attn_gate_init=0.5),
+        # 600 Qwen2.5 tokens + 26 specials: the mini benchmark needs no others; a 151,669-wide head is most of a step.
         lm=dict(hidden_size=128, intermediate_size=384, num_hidden_layers=3, num_attention_heads=4,
-                num_key_value_heads=2, max_position_embeddings=1024),
+                num_key_value_heads=2, max_position_embeddings=1024, vocab_size=626, vocabulary="mini"),
     ),
 }
 

@@ -41,6 +41,8 @@ if str(BENCH_DIR) not in sys.path:
 import aqa_utils  # noqa: E402,F401  (sets the offline switches before laion_clap can be imported)
 import torch  # noqa: E402
 
+from aqa_utils.config import SPECIAL_TOKENS  # noqa: E402
+
 MiB = 1024**2
 GiB = 1024**3
 
@@ -231,11 +233,11 @@ def rss_bytes() -> int:
 
 def synthetic_batch(cfg, batch: int, windows: int, text_len: int, label_len: int, device="cpu",
                     seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random audio windows (B, L, S) in [-0.5, 0.5], all valid; random ids (B, T) below Qwen's specials; labels on
+    """Random audio windows (B, L, S) in [-0.5, 0.5], all valid; random ids (B, T) below the specials; labels on
     the last ``label_len`` tokens (-100 elsewhere), as the collator would mark an answer."""
     g = torch.Generator().manual_seed(seed)
     S = cfg.audio.window_samples
-    ids = torch.randint(0, 151_643, (batch, text_len), generator=g)
+    ids = torch.randint(0, cfg.lm.vocab_size - SPECIAL_TOKENS, (batch, text_len), generator=g)
     labels = torch.full_like(ids, -100)
     labels[:, -label_len:] = ids[:, -label_len:]
     return {

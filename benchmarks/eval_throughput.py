@@ -31,7 +31,7 @@ from common import ROOT, add_common_args, rel, apply_common_args, out_dir_for, q
 from aqa_utils.config import ModelConfig
 from aqa_utils.data.dcase import load_split
 from aqa_utils.data.mini import make_mini_benchmark
-from aqa_utils.data.prompt import build_tokenizer
+from aqa_utils.data.prompt import tokenizer_for
 from aqa_utils.evaluation import EvalSettings, evaluate
 from aqa_utils.model import build_model
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         make_mini_benchmark(root, n_train=0, n_dev=args.questions, n_eval=0, n_captions_train=0, n_captions_dev=0)
         questions = load_split(root, "dev").questions[: args.questions]
         model, weights = load_model(args.checkpoint, args.seed)
-    tokenizer = build_tokenizer()
+    tokenizer = tokenizer_for(model)
     rec = LengthRecorder(model)
     n = len(questions)
     print(f"{n} dev questions, {weights['weights']}, max_new_tokens {args.max_new_tokens}, "

@@ -33,7 +33,7 @@ import common  # noqa: F401  (sys.path, offline switches)
 import torch
 from common import ROOT, add_common_args, apply_common_args, git_head, out_dir_for, quiet_warnings, time_call, write_result
 
-from aqa_utils.config import ModelConfig
+from aqa_utils.config import SPECIAL_TOKENS, ModelConfig
 from aqa_utils.model import AudioMemory, build_model
 from aqa_utils.model.xattn import MaskedCrossAttention
 
@@ -79,11 +79,12 @@ def measure(model, batch: int, windows: int, new_tokens: int, prompt_len: int, r
     cfg = model.config
     tokens = torch.randn(batch, 64 * windows, cfg.audio_dim, generator=g)
     memory = AudioMemory(tokens, torch.ones(batch, 64 * windows, dtype=torch.bool))
-    ids = torch.randint(0, 151_643, (batch, prompt_len), generator=g)
+    ids = torch.randint(0, cfg.lm.vocab_size - SPECIAL_TOKENS, (batch, prompt_len), generator=g)
     mask = torch.ones_like(ids)
 
     def run():
-        return model.generate(memory, ids, mask, max_new_tokens=new_tokens, stop_ids=())
+        return model.generate(memory, ids, mask, max_new_tokens=new_tokens, stop_ids=(),
+                              pad_id=cfg.lm.vocab_size - 2)  # <|PAD_TOKEN|>, second to last
 
     def recomputing():
         with recompute_each_step():

@@ -44,7 +44,7 @@ from common import (GiB, add_common_args, apply_common_args, out_dir_for, quiet_
 from tqdm.auto import tqdm
 
 from aqa_utils.config import LoraSettings, ModelConfig
-from aqa_utils.data.prompt import build_tokenizer, encode_prompts, encode_scoring
+from aqa_utils.data.prompt import AF2Tokens, build_tokenizer, encode_prompts, encode_scoring
 from aqa_utils.lora import apply_lora, lora_parameter_counts
 from aqa_utils.model import build_model
 from generation_kv_cache import CountKeysValues  # noqa: E402  (benchmarks/ is on sys.path)
@@ -163,7 +163,8 @@ def score_throughput(base, cfg, device, args, deadline: float) -> dict:
             for i in range(B):
                 memory = base.encode_audio(windows[i: i + 1], wmask[i: i + 1])
                 ids = generation_prompts.input_ids[i][generation_prompts.attention_mask[i].bool()][None].to(device)
-                base.generate(memory, ids, torch.ones_like(ids), max_new_tokens=args.gen_tokens, stop_ids=())
+                base.generate(memory, ids, torch.ones_like(ids), max_new_tokens=args.gen_tokens, stop_ids=(),
+                          pad_id=AF2Tokens.of(tok).pad)
 
     def timed(fn) -> dict:
         for _ in range(args.warmup):
@@ -181,7 +182,8 @@ def score_throughput(base, cfg, device, args, deadline: float) -> dict:
         with CountKeysValues() as counter, torch.inference_mode():
             memory = base.encode_audio(windows[:1], wmask[:1])
             ids = generation_prompts.input_ids[0][generation_prompts.attention_mask[0].bool()][None].to(device)
-            base.generate(memory, ids, torch.ones_like(ids), max_new_tokens=args.gen_tokens, stop_ids=())
+            base.generate(memory, ids, torch.ones_like(ids), max_new_tokens=args.gen_tokens, stop_ids=(),
+                          pad_id=AF2Tokens.of(tok).pad)
         return counter.calls
 
     med = timed(run)

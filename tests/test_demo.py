@@ -222,11 +222,12 @@ def test_answer_table_escapes_option_text():
 def tiny():
     import torch
 
-    from aqa_utils.data.prompt import build_tokenizer
+    from aqa_utils.data.prompt import tokenizer_for
     from aqa_utils.model import build_model
 
     torch.manual_seed(0)
-    return build_model("af2-tiny").eval(), build_tokenizer()
+    model = build_model("af2-tiny").eval()
+    return model, tokenizer_for(model)
 
 
 def test_real_tiny_model_answers_through_the_app(splits, tiny):

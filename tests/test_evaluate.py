@@ -21,7 +21,7 @@ from aqa_utils import metrics
 from aqa_utils.config import ModelConfig
 from aqa_utils.data.dcase import load_split
 from aqa_utils.data.mini import make_mini_benchmark
-from aqa_utils.data.prompt import build_tokenizer
+from aqa_utils.data.prompt import tokenizer_for
 from aqa_utils.demo import predict_one
 from aqa_utils.evaluation import EvalSettings, evaluate
 from aqa_utils.evaluation.engine import EncodedClips
@@ -57,7 +57,7 @@ def test_the_test_model_listens(model, tokenizer, dev):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return build_tokenizer()
+    return tokenizer_for(ModelConfig.preset("af2-tiny"))
 
 
 @pytest.fixture(scope="module")

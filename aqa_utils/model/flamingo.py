@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from ..config import LMConfig, ModelConfig
+from ..config import SPECIAL_TOKENS, LMConfig, ModelConfig
 from .audio_transformer import AudioTransformer
 from .clap import CLAPEncoder
 from .xattn import GatedCrossAttentionBlock
@@ -89,12 +89,13 @@ class FlamingoLayer(nn.Module):
 
 
 def qwen2_config(lm: LMConfig) -> Qwen2Config:
+    eos = lm.vocab_size - SPECIAL_TOKENS  # <|endoftext|>, the first of the special tokens that close any vocabulary
     cfg = Qwen2Config(
         vocab_size=lm.vocab_size, hidden_size=lm.hidden_size, intermediate_size=lm.intermediate_size,
         num_hidden_layers=lm.num_hidden_layers, num_attention_heads=lm.num_attention_heads,
         num_key_value_heads=lm.num_key_value_heads, max_position_embeddings=lm.max_position_embeddings,
         rope_theta=lm.rope_theta, rms_norm_eps=lm.rms_norm_eps, tie_word_embeddings=lm.tie_word_embeddings,
-        use_sliding_window=False, attention_dropout=0.0, bos_token_id=151643, eos_token_id=151643,
+        use_sliding_window=False, attention_dropout=0.0, bos_token_id=eos, eos_token_id=eos,
     )
     cfg._attn_implementation = "sdpa"
     return cfg
@@ -247,12 +248,13 @@ class AF2Model(nn.Module):
         attention_mask: torch.Tensor,
         *,
         max_new_tokens: int = 256,
-        stop_ids: tuple[int, ...] = (151643,),
-        pad_id: int = 151667,
+        stop_ids: tuple[int, ...],
+        pad_id: int,
     ) -> list[list[int]]:
         """Greedy decoding with a KV cache for a LEFT-padded prompt batch (B, T); returns new ids per row.
 
-        Decoding of a row stops at any ``stop_ids`` token (AF2: ``<|endoftext|>``), which is not returned.
+        Decoding of a row stops at any ``stop_ids`` token (AF2: ``<|endoftext|>``), which is not returned; a finished
+        row is filled with ``pad_id`` (the ids come from the model's tokenizer, ``data.prompt.AF2Tokens``).
         """
         B = input_ids.shape[0]
         memory = memory.cached()

@@ -7,6 +7,7 @@ Examples are rendered on demand from (seed, epoch, index), so a resumed run sees
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,3 +127,32 @@ def load_examples(cfg: TrainConfig, split: str, train: bool):
     if loaded.skipped:
         print(f"{split}: skipped {loaded.skipped} questions with data problems: {loaded.summary()}")
     return QuestionExamples(loaded.questions, cfg.seed, train)
+
+
+def corpus_texts(root: str | Path, seed: int = 0, epochs: int = 3) -> Iterator[str]:
+    """Every text af2-tiny reads or writes on the mini benchmark at ``root`` (its text alone suffices): each question
+    split in the eval rendering and, for ``epochs`` epochs, the report's augmentation (six label formats, shuffled
+    options); each caption split's corpus with copy and fact lines, in training and evaluation form. af2-tiny's
+    trimmed vocabulary keeps what these need (``tools/build_mini_vocabulary.py``, ``tests/test_vocabulary.py``)."""
+    root = Path(root)
+    for split in ("train", "dev", "eval"):
+        questions = load_split(root, split, check_audio=False).questions
+        for q in questions:
+            mc = eval_example(q)
+            yield mc.prompt
+            yield from (c for c in q.choices)  # an option alone, as a generated answer may be
+            if mc.target is not None:
+                yield mc.target
+        if all(q.answer is not None for q in questions):
+            examples = QuestionExamples(questions, seed, train=True)
+            for epoch in range(epochs):
+                for i in range(len(examples)):
+                    e = examples.get(i, epoch)
+                    yield from (e.prompt, e.target)
+    for split in ("train", "dev"):
+        for train in (True, False):
+            examples = CaptionExamples(root, split, seed, train=train, copy=True, facts=True)
+            for epoch in range(epochs if train else 1):
+                for i in range(len(examples)):
+                    e = examples.get(i, epoch)
+                    yield from (e.prompt, e.target)

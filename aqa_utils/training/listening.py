@@ -8,7 +8,7 @@ from collections import Counter
 import torch
 
 from aqa_utils.audio import ClipCache, pad_to_longest
-from aqa_utils.data.prompt import TrainCollator, build_tokenizer
+from aqa_utils.data.prompt import TrainCollator, tokenizer_for
 from aqa_utils.training.examples import Example
 
 
@@ -29,7 +29,7 @@ def audio_reliance(model, examples: list[Example], batch_size: int = 8, seed: in
         if all(a != b for a, b in zip(paths, others)):
             break
     model.eval()
-    collate = TrainCollator(build_tokenizer())
+    collate = TrainCollator(tokenizer_for(model))
     clips = ClipCache(model.config.audio)
     device = model.device
     totals = {}

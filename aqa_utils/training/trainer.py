@@ -32,7 +32,7 @@ from torch import nn
 
 from aqa_utils.audio import ClipCache
 from aqa_utils.config import ModelConfig, TrainConfig, portable
-from aqa_utils.data.prompt import TrainCollator, build_tokenizer
+from aqa_utils.data.prompt import TrainCollator, tokenizer_for
 from aqa_utils.lora import COMPONENTS, apply_lora, base_model_name, component_of, lora_parameter_counts, save_adapter
 from aqa_utils.model import build_model
 from aqa_utils.model_card import write_card
@@ -104,7 +104,7 @@ class Trainer:
         if cfg.corpus == "tags":
             self.objective = Tagging(clips, self.train_data.classes)
         else:
-            self.objective = LanguageModelling(TrainCollator(build_tokenizer()), clips,
+            self.objective = LanguageModelling(TrainCollator(tokenizer_for(self.model_config)), clips,
                                                cache_clap_tokens=cfg.cache_clap_tokens and self.clap_frozen,
                                                cache_log_mels=cfg.cache_audio)
         module = self.objective.trained_module(model)

@@ -72,7 +72,7 @@ def choose_lr(prof: Profile, progress: bool = True) -> dict:
 def _try_rate(prof: Profile, lr: float, questions: list, bars: bool) -> dict:
     """The sweep's run at ``lr`` (trained unless finished) and its answers to the validation split's ``questions``:
     one job of ``choose_lr`` (``bars``: the run's and the evaluation's own bars)."""
-    from aqa_utils.data.prompt import build_tokenizer
+    from aqa_utils.data.prompt import tokenizer_for
     from aqa_utils.evaluation import EvalSettings, evaluate
     from aqa_utils.workbook.steps import _fit, finished_with, load_system
 
@@ -82,7 +82,8 @@ def _try_rate(prof: Profile, lr: float, questions: list, bars: bool) -> dict:
     if not finished_with(system.run_dir, cfg):
         _fit(cfg)
     settings = EvalSettings(mode="score", permutations=prof.eval_permutations, progress=bars)
-    report = evaluate(load_system(prof, system), build_tokenizer(), questions, settings).metrics["score"]
+    model = load_system(prof, system)
+    report = evaluate(model, tokenizer_for(model), questions, settings).metrics["score"]
     summary = json.loads((system.run_dir / "summary.json").read_text())
     return {"lr": lr, "shuffle_mean": report["shuffle_mean"], "ci": report["shuffle_mean_ci"],
             "val_loss": summary.get("val_loss")}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from aqa_utils.config import portable
+from aqa_utils.config import ModelConfig, portable
 from aqa_utils.loading import load_model
 from aqa_utils.parallel import one_thread, run_jobs
 from aqa_utils.workbook.profile import Profile, System
@@ -53,11 +53,16 @@ def _result_settings(train: dict) -> dict:
 
 
 def same_config(run: Path, cfg) -> bool:
-    """``run`` was started with ``cfg`` (up to settings that do not change the result)."""
+    """``run`` was started with ``cfg`` (up to settings that do not change the result). A run from random weights
+    must also have the architecture its preset names today (af2-tiny's vocabulary once changed under that name); a
+    run from a checkpoint inherits the checkpoint's, and ``ensure_base`` retrains every stage after a retrained one."""
     path = run / "config.json"
-    saved = json.loads(path.read_text()).get("train") if path.exists() else None
+    saved = json.loads(path.read_text()) if path.exists() else {}
     # the trainer writes repo-relative paths (config.portable)
-    return saved is not None and _result_settings(saved) == _result_settings(portable(cfg.to_dict()))
+    if saved.get("train") is None or _result_settings(saved["train"]) != _result_settings(portable(cfg.to_dict())):
+        return False
+    preset = json.loads(json.dumps(ModelConfig.resolve(cfg.model).to_dict()))
+    return cfg.checkpoint is not None or saved.get("model") == preset
 
 
 def finished_with(run: Path, cfg) -> bool:
@@ -206,6 +211,16 @@ def load_system(prof: Profile, system: System):
     return load_model(prof.base_dir, system.adapter, model=prof.model if prof.real_checkpoint else None)
 
 
+def base_tokenizer(prof: Profile):
+    """The tokenizer of the profile's base (every system of a profile shares it), without loading any weights; the
+    profile's model preset before the base is trained."""
+    from aqa_utils.data.prompt import tokenizer_for
+    from aqa_utils.model.checkpoint import CONFIG_FILE, folder_config
+
+    saved = not prof.real_checkpoint and (prof.base_dir / CONFIG_FILE).exists()
+    return tokenizer_for(folder_config(prof.base_dir, None if saved else prof.model))
+
+
 def evaluation_dir(prof: Profile, split: str, system: System) -> Path:
     return prof.results_dir / "eval" / split / system.key
 
@@ -230,12 +245,13 @@ def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", prog
 def _evaluate_system(prof: Profile, system: System, questions: list, split: str, mode: str, bar: bool):
     """One system's ``evaluate`` of ``split``'s ``questions``, written to its ``evaluation_dir``: a job of
     ``evaluate_systems`` (``bar``: its batch bar)."""
-    from aqa_utils.data.prompt import build_tokenizer
+    from aqa_utils.data.prompt import tokenizer_for
     from aqa_utils.evaluation import EvalSettings, evaluate
 
     settings = EvalSettings(mode=mode, permutations=prof.eval_permutations, limit=prof.eval_limit,
                             max_new_tokens=prof.eval_max_new_tokens, progress=bar, primary="score")
-    return evaluate(load_system(prof, system), build_tokenizer(), questions, settings,
+    model = load_system(prof, system)
+    return evaluate(model, tokenizer_for(model), questions, settings,
                     out_dir=evaluation_dir(prof, split, system))
 
 
