@@ -86,6 +86,9 @@ def test_a_broken_vocabulary_file_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "vocabulary_file", lambda name: bad)
     with pytest.raises(ValueError, match=re.escape(f"{bad}: every line must be a Qwen2.5 token id")):
         P.read_vocabulary("mini")
+    bad.write_text("12\n151643\n")  # <|endoftext|>: a special token, not a BPE one
+    with pytest.raises(ValueError, match=re.escape(f"{bad}: [151643] are not Qwen2.5 BPE ids")):
+        P.read_vocabulary("mini")
 
 
 def test_an_unknown_vocabulary_is_refused():

@@ -167,9 +167,13 @@ def read_vocabulary(name: str) -> frozenset[int]:
     path = vocabulary_file(name)
     lines = [line.strip() for line in path.read_text().splitlines()]
     try:
-        return frozenset(int(line) for line in lines if line and not line.startswith("#"))
+        ids = frozenset(int(line) for line in lines if line and not line.startswith("#"))
     except ValueError as err:
         raise ValueError(f"{path}: every line must be a Qwen2.5 token id or a # comment ({err})") from None
+    outside = sorted(i for i in ids if not 0 <= i < QWEN_BPE_SIZE)
+    if outside:
+        raise ValueError(f"{path}: {outside[:5]} are not Qwen2.5 BPE ids (0..{QWEN_BPE_SIZE - 1})")
+    return ids
 
 
 @functools.lru_cache(maxsize=4)
