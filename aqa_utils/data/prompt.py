@@ -91,11 +91,10 @@ def _qwen_bpe(keep: frozenset[int] | None = None) -> Tokenizer:
     """
     ranks = qwen_ranks()
     if keep is not None:
-        kept = sorted(keep)
         ranks = {tok: new for new, tok in enumerate(tok for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1])
                                                       if rank in keep)}
-        if len(ranks) != len(kept):
-            raise ValueError(f"{len(kept) - len(ranks)} kept ids are not Qwen2.5 BPE ids (0..{QWEN_BPE_SIZE - 1})")
+        if len(ranks) != len(keep):
+            raise ValueError(f"{len(keep) - len(ranks)} kept ids are not Qwen2.5 BPE ids (0..{QWEN_BPE_SIZE - 1})")
     # bytes -> latin-1 str (one char per byte) -> the printable map, all in C via str.translate.
     table = _byte_to_unicode()
 
@@ -111,12 +110,17 @@ def _qwen_bpe(keep: frozenset[int] | None = None) -> Tokenizer:
     merges.sort(key=lambda m: m[0])
     bpe = Tokenizer(models.BPE(vocab=vocab, merges=[(a, b) for _, a, b in merges], fuse_unk=False, byte_fallback=False))
     bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+    bpe.pre_tokenizer = _pre_tokenizer()
+    bpe.decoder = decoders.ByteLevel()
+    return bpe
+
+
+def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+    """Qwen2's split into pieces (BPE never merges across them), each in the byte-level alphabet."""
+    return pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(_QWEN_SPLIT), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
-    bpe.decoder = decoders.ByteLevel()
-    return bpe
 
 
 def merge_path_ids(texts) -> frozenset[int]:
@@ -125,7 +129,7 @@ def merge_path_ids(texts) -> frozenset[int]:
     only the final ones (BPE reaches a token through its intermediate merges), plus the 256 single bytes, so that any
     other text still tokenizes, byte by byte at worst."""
     ranks = qwen_ranks()
-    pre = _qwen_bpe(frozenset(range(256))).pre_tokenizer  # the split needs no vocabulary
+    pre = _pre_tokenizer()
     from_printable = {c: b for b, c in _byte_to_unicode().items()}
     pieces: set[bytes] = set()
     for text in texts:

@@ -140,7 +140,7 @@ def corpus_texts(root: str | Path, seed: int = 0, epochs: int = 3) -> Iterator[s
         for q in questions:
             mc = eval_example(q)
             yield mc.prompt
-            yield from (c for c in q.choices)  # an option alone, as a generated answer may be
+            yield from q.choices  # an option alone, as a generated answer may be
             if mc.target is not None:
                 yield mc.target
         if all(q.answer is not None for q in questions):
