@@ -387,8 +387,8 @@ class TrainConfig(_Serialisable):
     skip_bad_data: bool = False
     """Skip questions with data problems (reported) instead of refusing to start."""
     cache_audio: bool = True
-    """Keep decoded clips in memory, and in LoRA runs their log-mels too (right for the mini benchmark; off for full
-    DCASE)."""
+    """Keep decoded clips in memory, and their log-mels too where CLAP trains (LoRA runs, the tiny base's stage-0
+    tagging; right for the mini benchmark; off for full DCASE)."""
     cache_clap_tokens: bool = True
     """With "clap" in ``frozen`` (mode "full"), compute each clip's CLAP tokens once and reuse them every epoch
     (a frozen CLAP runs in eval mode, so they never change). Memory: tokens_per_window x out_dim floats per window."""

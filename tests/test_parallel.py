@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from aqa_utils.data.mini import make_mini_benchmark
-from aqa_utils.parallel import ENV, one_thread, run_jobs, workers
+from aqa_utils import parallel
+from aqa_utils.parallel import ENV, one_thread, plan, run_jobs, span, workers
 
 TINY = dict(n_train=6, n_dev=6, n_eval=3, n_captions_train=4, n_captions_dev=2)
 
@@ -25,6 +26,24 @@ def test_workers_reads_the_environment(monkeypatch):
         monkeypatch.setenv(ENV, bad)
         with pytest.raises(ValueError, match=ENV):
             workers()
+
+
+def test_plan_shares_cores_only_where_that_shortens_the_study():
+    # 2 cores: an odd number of jobs leaves one core idle for the last round; sharing pays only for few rounds
+    assert [plan(j, 2, 4) for j in range(1, 11)] == [1, 2, 3, 2, 3, 2, 2, 2, 2, 2]
+    assert span(3, 3, 2, sharing_cost=0) == 1.5 and span(3, 2, 2) == 2.0 and span(9, 2, 2) == 5.0
+    assert span(3, 3, 2, sharing_cost=0.2) == pytest.approx(1.8) and span(9, 3, 2, sharing_cost=0) == 4.5
+    assert plan(3, 2, 2) == 2  # the memory cap holds
+    assert plan(5, 1, 4) == 1  # one core: sharing it gains nothing, so no extra processes
+    assert plan(6, 4, 4) == 3 and plan(0, 2, 4) == 1
+
+
+def test_workers_plans_for_the_study_unless_told(monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    assert (workers(), workers(3), workers(4), workers(9)) == (2, 3, 2, 2)
+    monkeypatch.setenv(ENV, "2")
+    assert workers(3) == 2
 
 
 def test_one_thread_restores_the_callers_setting():

@@ -34,6 +34,7 @@ from aqa_utils.audio import ClipCache
 from aqa_utils.training import NonFiniteLossError, Trainer, audio_reliance, read_metrics
 from aqa_utils.training.checkpointer import Checkpointer
 from aqa_utils.training.examples import CAPTION_PROMPT, CaptionExamples
+from aqa_utils.training.objectives import FrozenClapTokens
 from ddp_worker import ddp_config, deterministic_clap
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,9 +69,9 @@ def lora_config(work, out_dir: Path, **changes) -> TrainConfig:
     return TrainConfig(**settings)
 
 
-def trainer(cfg: TrainConfig) -> Trainer:
+def trainer(cfg: TrainConfig, **kw) -> Trainer:
     """A Trainer whose decoded clips are shared with the other trainers of this module."""
-    t = Trainer(cfg)
+    t = Trainer(cfg, **kw)
     key = repr(t.model_config.audio)
     t.objective.clips = _CLIP_STORES.setdefault(key, t.objective.clips)
     return t
@@ -272,6 +273,41 @@ def test_frozen_clap_trains_the_rest_from_cached_tokens(work, tmp_path):
     assert any("gated_cross_attn_layer_sound" in k for k in changed) and "lang_encoder.lm_head.weight" in changed
 
 
+def test_runs_sharing_a_frozen_clap_compute_its_tokens_once(work, tmp_path):
+    """The base's stages 1-3 hand one token store on: a run with the same frozen CLAP reads it without running CLAP
+    and gets the loss a store of its own gives, bit for bit; a run whose CLAP differs empties it first."""
+    cfg = TrainConfig(model="af2-tiny", checkpoint=str(work.base), data_root=str(work.data), corpus="captions",
+                      mode="full", frozen=("clap",), batch_size=4, max_steps=1, val_split=None, progress=False,
+                      seed=0, out_dir=str(tmp_path / "first"))
+    store = FrozenClapTokens()
+
+    def loss_of(t):
+        t.model.eval()
+        with torch.no_grad():
+            return float(t.objective.loss_sum(t.model, t.core, examples, "cpu", contextlib.nullcontext))
+
+    first = trainer(cfg, clap_tokens=store)
+    examples = [first.train_data.get(i, 0) for i in range(4)]
+    reference = loss_of(first)
+    computed = dict(store)
+    assert first.objective.clap_tokens is store and len(store) == len({e.audio_path for e in examples})
+
+    second = trainer(replace(cfg, out_dir=str(tmp_path / "second")), clap_tokens=store)
+    second.core.clap.forward = lambda *a, **k: pytest.fail("CLAP ran although its tokens were handed over")
+    assert loss_of(second) == reference and all(store[k] is v for k, v in computed.items())
+
+    alone = trainer(replace(cfg, out_dir=str(tmp_path / "alone")))  # a store of its own: the same bits
+    assert loss_of(alone) == reference
+    assert all(torch.equal(alone.objective.clap_tokens[k], v) for k, v in computed.items())
+
+    other = trainer(replace(cfg, out_dir=str(tmp_path / "other")), clap_tokens=store)
+    with torch.no_grad():
+        dict(other.core.clap.named_parameters())["nvclap.patch_embed.proj.weight"].add_(0.1)
+    loss_of(other)
+    assert store.key != alone.objective.clap_tokens.key and len(store) == len(computed)
+    assert any(not torch.equal(store[k], v) for k, v in computed.items())
+
+
 def test_lora_from_cached_log_mels_has_the_gradients_of_lora_from_waveforms(work, tmp_path):
     """CLAP trains under LoRA, so its tokens cannot be cached, but its fixed front end can: each clip's log-mel is
     computed once (``LogMels``), and a batch's loss and every adapter's gradient are bit-identical to the model's
@@ -301,6 +337,34 @@ def test_lora_from_cached_log_mels_has_the_gradients_of_lora_from_waveforms(work
         assert loss == runs[0][0]
         assert all(torch.equal(grads[n], runs[0][1][n]) for n in grads)
     assert any(n.startswith("clap.") or ".clap." in n for n in runs[0][1])
+
+
+def test_tagging_from_cached_log_mels_has_the_loss_and_gradients_of_tagging_from_waveforms(work, tmp_path):
+    """Stage 0 (CLAP tagging) computes each clip's log-mel once too: a batch's loss and every gradient are
+    bit-identical to the model's own front end's, and validation scores the same."""
+    cfg = TrainConfig(model="af2-tiny", data_root=str(work.data), corpus="tags", mode="full",
+                      frozen=("audio_transformer", "xattn", "lm"), spec_augment=False, batch_size=4, max_steps=1,
+                      val_split=None, progress=False, seed=0, out_dir=str(tmp_path / "run"))
+    t = trainer(cfg)
+    assert t.objective.mels is not None and trainer(replace(cfg, cache_audio=False)).objective.mels is None
+    named = [(n, p) for n, p in t.model.named_parameters() if p.requires_grad]
+    examples = [t.train_data.get(i, 0) for i in range(4)]
+    mels, runs = t.objective.mels, []
+    for cached in (None, mels, mels):  # from waveforms, then filling the cache, then reading it
+        t.objective.mels = cached
+        t.model.eval()  # no dropout, batch-norm from its running statistics: the passes must see the same network
+        for _, p in named:
+            p.grad = None
+        loss = t.objective.loss_sum(t.model, t.core, examples, "cpu", contextlib.nullcontext)
+        loss.backward()
+        scores = t.objective.validate(t.model, t.core, [examples], "cpu", contextlib.nullcontext, lambda x: x)
+        runs.append((float(loss.detach()), {n: p.grad.clone() for n, p in named if p.grad is not None},
+                     scores["val_map"]))
+    assert len(mels._mels) == len({path for path, _ in examples})
+    assert any(n.startswith("af2.clap.") for n in runs[0][1]) and "head.proj.weight" in runs[0][1]
+    for loss, grads, val_map in runs[1:]:
+        assert loss == runs[0][0] and val_map == runs[0][2] and grads.keys() == runs[0][1].keys()
+        assert all(torch.equal(grads[n], runs[0][1][n]) for n in grads)
 
 
 def test_audio_reliance_sees_whether_the_audio_reaches_the_lm(work):

@@ -14,6 +14,7 @@ token has to say what sounds at its time and frequency), binary cross-entropy. T
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -46,16 +47,49 @@ class LogMels:
         return self._mels[key]
 
 
+def weights_fingerprint(module: nn.Module) -> str:
+    """A digest of every parameter and buffer of ``module`` (names, dtypes, shapes, bytes)."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{t.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+class FrozenClapTokens(dict):
+    """{clip path: (L * tokens_per_window, D) tokens} of one frozen CLAP, which runs sharing that CLAP may pass on.
+
+    The tiny base's stages 1-3 all keep stage 0's CLAP frozen, so each would compute the same tokens again (about
+    20 s per stage on 2 cores for the caption clips). ``bind`` ties the store to a CLAP's weights, the device and
+    the autocast setting: a store bound to anything else is emptied first, so no run reads another CLAP's tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.key: tuple | None = None
+
+    def bind(self, clap: nn.Module, device, autocast) -> None:
+        kind = torch.device(device).type
+        with autocast():
+            precision = (torch.is_autocast_enabled(kind), str(torch.get_autocast_dtype(kind)))
+        key = (weights_fingerprint(clap), str(device), precision)
+        if key != self.key:
+            self.clear()
+            self.key = key
+
+
 class LanguageModelling:
     """Loss per answer token (prompt masked) of the AF2 model given each example's clip.
 
     With ``cache_clap_tokens`` (CLAP frozen, so in eval mode and deterministic), each clip's CLAP tokens are
-    computed once and reused every epoch; otherwise, with ``cache_log_mels``, each clip's log-mel (``LogMels``)."""
+    computed once and reused every epoch, in ``clap_tokens`` (a store handed over from an earlier run with the same
+    CLAP, or a new one); otherwise, with ``cache_log_mels``, each clip's log-mel (``LogMels``)."""
 
     def __init__(self, collate: TrainCollator, clips: ClipCache, cache_clap_tokens: bool,
-                 cache_log_mels: bool = False):
+                 cache_log_mels: bool = False, clap_tokens: FrozenClapTokens | None = None):
         self.collate, self.clips = collate, clips
-        self.clap_tokens: dict[str, torch.Tensor] | None = {} if cache_clap_tokens else None
+        self.clap_tokens = (FrozenClapTokens() if clap_tokens is None else clap_tokens) if cache_clap_tokens else None
+        self._bound = False
         self.mels = LogMels(clips) if cache_log_mels and not cache_clap_tokens else None
 
     def trained_module(self, model: nn.Module) -> nn.Module:
@@ -91,6 +125,9 @@ class LanguageModelling:
     @torch.no_grad()
     def _frozen_clap_tokens(self, core, path: Path, device, autocast) -> torch.Tensor:
         """(L * tokens_per_window, D) CLAP tokens of a clip, computed once by the frozen (eval-mode) CLAP."""
+        if not self._bound:  # the CLAP is frozen: its weights are the same at every later call
+            self.clap_tokens.bind(core.clap, device, autocast)
+            self._bound = True
         key = str(path)
         if key not in self.clap_tokens:
             with autocast():
@@ -145,10 +182,14 @@ def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tens
 
 
 class Tagging:
-    """Binary cross-entropy of clip tags (``CaptionTags`` examples: (clip path, multi-hot target))."""
+    """Binary cross-entropy of clip tags (``CaptionTags`` examples: (clip path, multi-hot target)).
 
-    def __init__(self, clips: ClipCache, classes: tuple[str, ...]):
+    With ``cache_log_mels``, each clip's log-mel (``LogMels``): the tiny base's stage 0 trains CLAP for 10 epochs
+    over the same clips, and recomputing the front end every time was a fifth of its time (lora_gain.md)."""
+
+    def __init__(self, clips: ClipCache, classes: tuple[str, ...], cache_log_mels: bool = False):
         self.clips, self.classes = clips, classes
+        self.mels = LogMels(clips) if cache_log_mels else None
 
     def trained_module(self, model: nn.Module) -> nn.Module:
         return TaggedAF2(model, len(self.classes))
@@ -159,14 +200,17 @@ class Tagging:
     def units(self, examples: list) -> int:
         return len(examples) * len(self.classes)
 
-    def _logits(self, module, examples: list, device) -> torch.Tensor:
-        windows, mask = pad_to_longest([self.clips.get(path) for path, _ in examples])
+    def _logits(self, module, core, examples: list, device) -> torch.Tensor:
+        if self.mels is not None:
+            windows, mask = pad_to_longest([self.mels.get(core.clap, path, device) for path, _ in examples])
+        else:
+            windows, mask = pad_to_longest([self.clips.get(path) for path, _ in examples])
         return module(windows.to(device), mask.to(device))
 
     def loss_sum(self, module, core, examples: list, device, autocast) -> torch.Tensor:
         targets = torch.stack([t for _, t in examples]).to(device)
         with autocast():
-            logits = self._logits(module, examples, device)
+            logits = self._logits(module, core, examples, device)
         return F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="sum")
 
     shard_validation = False
@@ -177,6 +221,6 @@ class Tagging:
         """Mean average precision over the classes present in the batches ``chunks`` (and each class's AP)."""
         core.clap.eval()
         with autocast():
-            scores = torch.cat([self._logits(module, chunk, device).float().cpu() for chunk in chunks])
+            scores = torch.cat([self._logits(module, core, chunk, device).float().cpu() for chunk in chunks])
         ap = average_precision(scores, torch.stack([t for chunk in chunks for _, t in chunk]))
         return {"val_map": float(ap.nanmean()), "val_ap": dict(zip(self.classes, [round(float(a), 4) for a in ap]))}

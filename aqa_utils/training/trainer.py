@@ -40,7 +40,7 @@ from aqa_utils.model import checkpoint as release
 from aqa_utils.progress import tqdm
 from aqa_utils.training.checkpointer import Checkpointer
 from aqa_utils.training.examples import load_examples
-from aqa_utils.training.objectives import LanguageModelling, Tagging
+from aqa_utils.training.objectives import FrozenClapTokens, LanguageModelling, Tagging
 from aqa_utils.training.schedule import epoch_order, lr_lambda
 
 
@@ -61,7 +61,9 @@ def freeze_components(model, frozen: tuple[str, ...]) -> None:
 class Trainer:
     """setup() in the constructor, ``fit()`` trains (resuming from the run folder's latest checkpoint), saves."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, clap_tokens: FrozenClapTokens | None = None):
+        """``clap_tokens``: a frozen CLAP's tokens from an earlier run, reused where this run's CLAP is the same
+        and frozen (``objectives.FrozenClapTokens``)."""
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         precision = cfg.precision
@@ -102,11 +104,11 @@ class Trainer:
         self.train_data = load_examples(cfg, cfg.train_split, train=True)
         self.val_data = load_examples(cfg, cfg.val_split, train=False) if cfg.val_split else None
         if cfg.corpus == "tags":
-            self.objective = Tagging(clips, self.train_data.classes)
+            self.objective = Tagging(clips, self.train_data.classes, cache_log_mels=cfg.cache_audio)
         else:
             self.objective = LanguageModelling(TrainCollator(tokenizer_for(self.model_config)), clips,
                                                cache_clap_tokens=cfg.cache_clap_tokens and self.clap_frozen,
-                                               cache_log_mels=cfg.cache_audio)
+                                               cache_log_mels=cfg.cache_audio, clap_tokens=clap_tokens)
         module = self.objective.trained_module(model)
 
         self.global_batch = cfg.batch_size * cfg.grad_accum * self.world

@@ -72,11 +72,11 @@ def finished_with(run: Path, cfg) -> bool:
     return (run / "summary.json").exists() and (run / "final").is_dir() and same_config(run, cfg)
 
 
-def _fit(cfg) -> Path:
+def _fit(cfg, clap_tokens=None) -> Path:
     """Train ``cfg`` to the end; its ``final/``. A run of the same configuration that was interrupted (Ctrl-C, a
     kill) continues from its last checkpoint (``Trainer.fit`` resumes exactly); anything else in the folder (another
     configuration, or a record without a checkpoint to resume) is thrown away. A finished run keeps only
-    ``final/``: the checkpoints served only to resume it."""
+    ``final/``: the checkpoints served only to resume it. ``clap_tokens``: see ``Trainer``."""
     from aqa_utils.training import Trainer
 
     run = Path(cfg.out_dir)
@@ -85,7 +85,7 @@ def _fit(cfg) -> Path:
     else:
         print(f"{run.name}: resuming the interrupted run from {(run / 'checkpoints' / 'latest').read_text()}",
               file=sys.stderr)  # a status line: make reproduce relays the kernels' stderr to the terminal
-    Trainer(cfg).fit()
+    Trainer(cfg, clap_tokens=clap_tokens).fit()
     shutil.rmtree(run / "checkpoints", ignore_errors=True)
     return run / "final"
 
@@ -102,7 +102,10 @@ def ensure_base(prof: Profile, retrain: bool = False) -> Path:
             all(finished_with(Path(cfg.out_dir), cfg) for cfg in stages):
         return prof.base_dir
     ensure_mini_benchmark(prof)
+    from aqa_utils.training.objectives import FrozenClapTokens
+
     final, trained = None, retrain
+    clap_tokens = FrozenClapTokens()  # stages 1-3 share stage 0's frozen CLAP: its tokens are computed once
     if retrain:
         _forget_adapters(prof)
     for cfg in stages:
@@ -113,7 +116,7 @@ def ensure_base(prof: Profile, retrain: bool = False) -> Path:
             else:
                 _forget_adapters(prof)
             trained = True
-            _fit(cfg)
+            _fit(cfg, clap_tokens)
         final = Path(cfg.out_dir) / "final"
     # Copied beside and renamed: an interrupted copy never looks like a finished base.
     tmp = prof.base_dir.with_name(prof.base_dir.name + ".tmp")
@@ -154,13 +157,14 @@ def miniature(prof: Profile) -> bool:
 
 
 def run_profile_jobs(prof: Profile, fn: Callable, jobs: dict[str, tuple], desc: str, progress: bool) -> dict:
-    """``parallel.run_jobs`` for ``prof``'s runs: the miniature's side by side, the released AF2's one at a time.
-    Each job's arguments get one more, its own bar flag: on only when jobs run one at a time (workers side by side
-    would draw over each other's bars; the overall bar counts finished jobs)."""
+    """``parallel.run_jobs`` for ``prof``'s runs: the miniature's side by side (alike: a study's runs take about
+    equally long), the released AF2's one at a time. Each job's arguments get one more, its own bar flag: on only
+    when jobs run one at a time (workers side by side would draw over each other's bars; the overall bar counts
+    finished jobs)."""
     side_by_side = miniature(prof)
     bar = progress and not side_by_side
     return run_jobs(fn, {name: (*args, bar) for name, args in jobs.items()}, desc=desc, progress=progress,
-                    side_by_side=side_by_side)
+                    side_by_side=side_by_side, alike=True)
 
 
 def train_lora(prof: Profile, system: System, retrain: bool = False) -> dict:
@@ -194,7 +198,7 @@ def _train_job(prof: Profile, system: System, bar: bool) -> dict:
 
 
 def train_loras(prof: Profile, systems: list[System] | None = None, progress: bool = True) -> dict[System, dict]:
-    """Every LoRA system of the profile (or ``systems``) trained, ``parallel.workers()`` runs side by side; finished
+    """Every LoRA system of the profile (or ``systems``) trained, ``parallel.workers`` runs side by side; finished
     runs are reused as by ``train_lora``, which each run is. {system: run summary}."""
     from aqa_utils.workbook.lr_sweep import recipe_lr
 
@@ -226,7 +230,7 @@ def evaluation_dir(prof: Profile, split: str, system: System) -> Path:
 
 
 def evaluate_systems(prof: Profile, split: str = "dev", mode: str = "both", progress: bool = True) -> dict:
-    """Evaluate every system on ``split``, ``parallel.workers()`` systems side by side; writes each one's outputs
+    """Evaluate every system on ``split``, ``parallel.workers`` systems side by side; writes each one's outputs
     under results; {System: EvalResult}."""
     if split == prof.train_split:
         raise ValueError(f"the adapters of recipe {prof.recipe!r} were trained on the {split!r} split: evaluating them "
