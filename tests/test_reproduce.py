@@ -53,9 +53,9 @@ class CtrlC:
                 raise KeyboardInterrupt
             return real_step(trainer, step)
 
-        def init(trainer, cfg):
+        def init(trainer, cfg, **kw):
             self.built.append(cfg.corpus)
-            real_init(trainer, cfg)
+            real_init(trainer, cfg, **kw)
 
         monkeypatch.setattr(Trainer, "train_step", train_step)
         monkeypatch.setattr(Trainer, "__init__", init)
