@@ -37,7 +37,8 @@ DEFAULT_CAP = 4
 SHARING_COST = 0.15
 """Extra time of each of k > cores one-thread jobs sharing the cores, beyond k / cores: af2-tiny LoRA jobs took 9%
 more on the 2-core reference machine (``benchmarks/oversubscription.py``), and the workers' start (importing torch)
-is slowed as much and more, so a little above that."""
+is slowed as much and more, so a little above that. The quick profile's real LoRA runs, with their clip and log-mel
+caches, paid 17-25% (``results/experiments/lora_gain.md``, eighth session)."""
 
 
 def cores() -> int:
