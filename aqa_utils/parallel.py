@@ -10,11 +10,10 @@ second thread poorly, so one job per core does more per second than one job on e
 on the machine: on the 2-core reference machine, about a fifth (the full profile's LoRA runs and evaluations).
 
 How many at once: as many as the cores, except where more processes shorten a study whose jobs take about equally
-long (``alike``: a study's runs, not the mini benchmark's parts of very different sizes). 3 such jobs on 2 cores run as 2 rounds (the third job alone, one core idle)
-or as 3 processes sharing the 2 cores (1.5 job-lengths, plus what sharing costs). ``plan`` picks the count with
-the shortest expected span;
-each job keeps its one thread, so its numbers do not change (``benchmarks/oversubscription.py`` measures what the
-sharing costs).
+long (``alike``: a study's runs, not the mini benchmark's parts of very different sizes). 3 such jobs on 2 cores
+run as 2 rounds (the third job alone, one core idle) or as 3 processes sharing the 2 cores (1.5 job-lengths, plus
+what sharing costs). ``plan`` picks the count with the shortest expected span; each job keeps its one thread, so
+its numbers do not change (``benchmarks/oversubscription.py`` measures what the sharing costs).
 
 Workers are started with ``spawn`` (no forked torch state) and inherit the environment; a job's exception is
 raised in the caller, and an interrupt or error stops every worker at once (an interrupted training run resumes
@@ -116,8 +115,8 @@ def _call(job: tuple[str, Callable, tuple]) -> tuple[str, Any]:
 def run_jobs(fn: Callable, jobs: Mapping[str, tuple], desc: str, progress: bool = True,
              side_by_side: bool = True, alike: bool = False) -> dict[str, Any]:
     """``fn(*args)`` for every named job, ``workers()`` at a time on one thread each (``alike``: jobs that take
-    about equally long, such as a study's runs, ``workers(len(jobs))``, which may share the cores); {name: result} in the order
-    of ``jobs``.
+    about equally long, such as a study's runs, ``workers(len(jobs))``, which may share the cores); {name: result}
+    in the order of ``jobs``.
 
     ``fn`` and its arguments must be picklable (a module-level function, plain data). One job, or one worker, runs
     in this process (on one thread too, so with the same numbers). ``side_by_side=False``: one job after another

@@ -1,10 +1,10 @@
 """What sharing cores costs: N equal one-thread LoRA jobs run ``processes`` at a time, for each process count.
 
 ``aqa_utils.parallel.plan`` starts more processes than cores where that shortens a study (3 jobs on 2 cores: 3
-processes sharing the cores instead of two rounds with one core idle). Its model charges k > cores processes sharing the cores
-``parallel.SHARING_COST`` on top of k / cores (context switches, caches). This measures it: each job's own time
-(after its worker's imports) under each count, against its time with a core of its own, and the wall time of the
-whole study (imports included).
+processes sharing the cores instead of two rounds with one core idle). Its model charges k > cores processes
+sharing the cores ``parallel.SHARING_COST`` on top of k / cores (context switches, caches). This measures it:
+each job's own time (after its worker's imports) under each count, against its time with a core of its own, and
+the wall time of the whole study (imports included).
 
 A job is what the workbook's LoRA runs do on one thread: af2-tiny from random weights with LoRA r=8 on all three
 components, ``--steps`` AdamW steps on a synthetic batch from the waveforms (``common.synthetic_batch``). The counts
