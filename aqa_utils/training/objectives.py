@@ -47,6 +47,17 @@ class LogMels:
         return self._mels[key]
 
 
+def clip_inputs(clips: ClipCache, mels: LogMels | None, clap: nn.Module, paths: list[Path],
+                device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clips' CLAP inputs padded to the longest, on ``device``: cached log-mels (B, L, frames, n_mels) when
+    ``mels``, else windows (B, L, S); and the window mask (B, L)."""
+    if mels is not None:
+        windows, mask = pad_to_longest([mels.get(clap, path, device) for path in paths])
+    else:
+        windows, mask = pad_to_longest([clips.get(path) for path in paths])
+    return windows.to(device), mask.to(device)
+
+
 def weights_fingerprint(module: nn.Module) -> str:
     """A digest of every parameter and buffer of ``module`` (names, dtypes, shapes, bytes)."""
     digest = hashlib.sha256()
@@ -116,11 +127,8 @@ class LanguageModelling:
             tokens = [self._frozen_clap_tokens(core, e.audio_path, device, autocast) for e in examples]
             batch, mask = pad_to_longest(tokens)
             return {"clap_tokens": (batch, mask.to(device))}
-        if self.mels is not None:
-            windows, mask = pad_to_longest([self.mels.get(core.clap, e.audio_path, device) for e in examples])
-        else:
-            windows, mask = pad_to_longest([self.clips.get(e.audio_path) for e in examples])
-        return {"windows": windows.to(device), "window_mask": mask.to(device)}
+        windows, mask = clip_inputs(self.clips, self.mels, core.clap, [e.audio_path for e in examples], device)
+        return {"windows": windows, "window_mask": mask}
 
     @torch.no_grad()
     def _frozen_clap_tokens(self, core, path: Path, device, autocast) -> torch.Tensor:
@@ -201,11 +209,7 @@ class Tagging:
         return len(examples) * len(self.classes)
 
     def _logits(self, module, core, examples: list, device) -> torch.Tensor:
-        if self.mels is not None:
-            windows, mask = pad_to_longest([self.mels.get(core.clap, path, device) for path, _ in examples])
-        else:
-            windows, mask = pad_to_longest([self.clips.get(path) for path, _ in examples])
-        return module(windows.to(device), mask.to(device))
+        return module(*clip_inputs(self.clips, self.mels, core.clap, [path for path, _ in examples], device))
 
     def loss_sum(self, module, core, examples: list, device, autocast) -> torch.Tensor:
         targets = torch.stack([t for _, t in examples]).to(device)
