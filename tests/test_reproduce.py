@@ -36,7 +36,7 @@ reproduce = sys.modules["aqa_utils.workbook.reproduce"]  # the package re-export
 def ci_profile(root: Path, mini: Path):
     """The CI profile with its base, runs and results under ``root`` and a shared mini benchmark."""
     return replace(workbook.profile("ci"), mini_root=mini, base_dir=root / "base" / "af2-tiny",
-                   runs_dir=root / "runs", results_dir=root / "results")
+                   runs_dir=root / "runs", results_dir=root / "results", memo_path=root / "memo.json")
 
 
 class CtrlC:
@@ -121,6 +121,30 @@ def test_a_clean_clone_retrains_base_stages_whose_record_is_committed_without_we
     assert_same(tensors(uninterrupted.base_dir), tensors(prof.base_dir))
     for done, cfg in zip(uninterrupted.base_stages(), prof.base_stages()):
         assert read_metrics(cfg.out_dir) == read_metrics(done.out_dir)
+
+
+def test_the_base_validation_loss_is_computed_once_per_base_for_every_rank(uninterrupted, monkeypatch):
+    """Each rank's notebook and notebook 06 draw the base's validation loss: the first computes it, the others read
+    it back. A fresh adapter is the base exactly (B = 0), so every rank's config gives the same loss; new base weights
+    compute it afresh."""
+    from aqa_utils.analysis import training_figures
+
+    prof = replace(uninterrupted, memo_path=uninterrupted.runs_dir.parent / "memo_val.json")
+    r8, r16 = prof.lora_system(8), prof.lora_system(16)
+    direct = {s: training_figures.base_validation_loss(prof.lora_config(s)) for s in (r8, r16)}
+    assert direct[r8] == direct[r16]
+    calls = []
+    real = training_figures.base_validation_loss
+    monkeypatch.setattr(training_figures, "base_validation_loss", lambda cfg: calls.append(cfg) or real(cfg))
+    assert workbook.base_validation_loss(prof, r8) == direct[r8] and len(calls) == 1
+    assert workbook.base_validation_loss(prof, r16) == direct[r8] and len(calls) == 1  # read back
+    weights = next((prof.base_dir / "safe_ckpt").rglob("*.safetensors"))
+    times = (weights.stat().st_atime_ns, weights.stat().st_mtime_ns)
+    os.utime(weights, ns=(times[0], times[1] + 1_000_000))  # rewritten weights
+    try:
+        assert workbook.base_validation_loss(prof, r16) == direct[r8] and len(calls) == 2  # another base: computed
+    finally:
+        os.utime(weights, ns=times)  # the fixture's base, as the later tests expect it
 
 
 def test_the_sweep_run_at_the_chosen_rate_becomes_the_first_system(uninterrupted):

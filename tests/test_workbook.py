@@ -17,7 +17,8 @@ from aqa_utils.workbook import steps
 def prof(tmp_path):
     """A CI profile whose base, adapters and evaluations live under tmp_path, with weights written at t=1000."""
     p = workbook.profile("ci")
-    p = replace(p, base_dir=tmp_path / "base", runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
+    p = replace(p, base_dir=tmp_path / "base", runs_dir=tmp_path / "runs", results_dir=tmp_path / "results",
+                memo_path=tmp_path / "memo.json")
     weights = [p.base_dir / "safe_ckpt"] + [s.adapter for s in p.systems()[1:]]
     for folder in weights:
         folder.mkdir(parents=True)

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "aqa_utils"
 # prefixes; the longest matching prefix decides.
 LAYERS: list[tuple[str, ...]] = [
     ("aqa_utils.config", "aqa_utils.yaml_file", "aqa_utils.reported", "aqa_utils.recipe", "aqa_utils.progress",
-     "aqa_utils.parallel"),
+     "aqa_utils.parallel", "aqa_utils.memo"),
     ("aqa_utils.audio", "aqa_utils.data"),
     ("aqa_utils.model",),
     ("aqa_utils.lora", "aqa_utils.loading", "aqa_utils.params", "aqa_utils.model_card"),

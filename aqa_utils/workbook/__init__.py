@@ -10,12 +10,13 @@ from aqa_utils.workbook.notebook import setup
 from aqa_utils.workbook.profile import Profile, System, profile, repo_root
 from aqa_utils.workbook.reproduce import NOTEBOOKS, reproduce, write_results_readme
 from aqa_utils.workbook.steps import (
-    SavedEvaluation, base_audio_reliance, base_tokenizer, ensure_base, ensure_mini_benchmark, evaluate_systems,
-    evaluation_dir, evaluations, finished_with, load_system, saved_correctness, saved_evaluations, train_lora,
-    train_loras,
+    SavedEvaluation, base_audio_reliance, base_tokenizer, base_validation_loss, ensure_base, ensure_mini_benchmark,
+    evaluate_systems, evaluation_dir, evaluations, finished_with, load_system, parameter_table, saved_correctness,
+    saved_evaluations, train_lora, train_loras,
 )
 
-__all__ = ["NOTEBOOKS", "Profile", "SavedEvaluation", "System", "base_audio_reliance", "base_tokenizer", "choose_lr",
-           "ensure_base", "ensure_mini_benchmark", "evaluate_systems", "evaluation_dir", "evaluations", "finished_with",
-           "load_system", "profile", "repo_root", "reproduce", "saved_correctness", "saved_evaluations", "setup",
-           "train_lora", "train_loras", "write_results_readme"]
+__all__ = ["NOTEBOOKS", "Profile", "SavedEvaluation", "System", "base_audio_reliance", "base_tokenizer",
+           "base_validation_loss", "choose_lr", "ensure_base", "ensure_mini_benchmark", "evaluate_systems",
+           "evaluation_dir", "evaluations", "finished_with", "load_system", "parameter_table", "profile", "repo_root",
+           "reproduce", "saved_correctness", "saved_evaluations", "setup", "train_lora", "train_loras",
+           "write_results_readme"]

@@ -101,6 +101,9 @@ class Profile:
     recipe: str = "tiny/full"
     """Name of the recipe file (``configs/<recipe>.yaml``) the LoRA settings were read from."""
     notes: list[str] = field(default_factory=list)
+    memo_path: Path | None = None
+    """Facts one notebook computes and later ones read back (``aqa_utils.memo``): under work/, never committed; None:
+    always computed."""
 
     @property
     def real_data(self) -> bool:
@@ -191,6 +194,7 @@ def profile(name: str | None = None) -> Profile:
             base_dir=(quick / "base" if name == "quick" else root / "work" / "base") / "af2-tiny",
             runs_dir=quick / "runs" if name == "quick" else root / "results" / "runs",
             results_dir=quick / "results" if name == "quick" else root / "results",
+            memo_path=(quick if name == "quick" else root / "work") / "memo.json",
             # 600 dev questions: a 95% interval of one system's accuracy is about +-4 points wide there. 1500 train
             # questions: a fifth of their clips is carved off as the validation split (train.val, ~300 questions)
             # that picks the learning rate, and LoRA sees ~80 questions of each type in the rest (train.fit).
@@ -212,7 +216,7 @@ def profile(name: str | None = None) -> Profile:
                                  lr=1e-3, warmup_steps=1, val_split="dev", max_val_examples=8, save_every=1)
         prof = Profile(
             name=name, mini_root=ci / "mini", base_dir=ci / "base" / "af2-tiny", runs_dir=ci / "runs",
-            results_dir=ci / "results",
+            results_dir=ci / "results", memo_path=ci / "memo.json",
             mini_sizes=dict(n_train=48, n_dev=24, n_eval=6, n_captions_train=32, n_captions_dev=8),
             # Checkpoints mid-stage here too, so that interrupting a CI run exercises the resume path.
             encoder_stage=_encoder_stage(epochs=1, batch_size=8, lr=3e-4, progress=False, save_every=2),

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from aqa_utils.config import ModelConfig, portable
-from aqa_utils.loading import load_model
 from aqa_utils.parallel import one_thread, run_jobs
 from aqa_utils.workbook.profile import Profile, System
 
@@ -144,6 +143,8 @@ def base_audio_reliance(prof: Profile, checkpoint: str | Path | None = None, exa
     from aqa_utils.training import audio_reliance
     from aqa_utils.training.examples import CaptionExamples
 
+    from aqa_utils.loading import load_model
+
     data = CaptionExamples(prof.mini_root, "dev", train=False)
     about_clip = [i for i in range(len(data)) if data.KINDS[i % len(data.KINDS)] != "copy"][:examples]
     model = load_model(checkpoint or prof.base_dir, device="cpu")
@@ -210,8 +211,47 @@ def train_loras(prof: Profile, systems: list[System] | None = None, progress: bo
     return {s: train_lora(prof, s) for s in systems}  # every run finished now: this only reads the summaries
 
 
+# The fields of a LoRA run's config that its validation before the first step does not read: the adapter (B = 0, so
+# the model is the base exactly), the optimisation and the bookkeeping.
+_NOT_VALIDATION = ("lora", "epochs", "max_steps", "grad_accum", "lr", "weight_decay", "warmup_steps", "schedule",
+                   "grad_clip", "gradient_checkpointing", "log_every", "eval_every", "eval_per_epoch", "save_every",
+                   "skip_bad_data", "out_dir", "progress", "recipe", "train_split")
+
+
+def base_validation_loss(prof: Profile, system: System) -> float:
+    """The base's loss on ``system``'s LoRA validation set (``analysis.training_figures.base_validation_loss``),
+    computed once per base and read back by later notebooks (``Profile.memo_path``): each rank's notebook and the
+    rank-saturation notebook draw it as their reference line."""
+    from aqa_utils.analysis.training_figures import base_validation_loss as compute
+    from aqa_utils.memo import folder_fingerprint, remembered
+
+    cfg = prof.lora_config(system)
+    inputs = {k: v for k, v in portable(cfg.to_dict()).items() if k not in _NOT_VALIDATION}
+    return remembered(prof.memo_path, "base_validation_loss", [inputs, folder_fingerprint(prof.base_dir)],
+                      lambda: compute(cfg))
+
+
+def parameter_table(prof: Profile, model_name: str, lora_rank: int | None = None) -> dict:
+    """``params.parameter_table``, read back by later notebooks (``Profile.memo_path``). The first call counts the
+    model without LoRA and at every rank of the profile: each rank's notebook asks for its own, and building the
+    models costs little once their libraries are imported."""
+    from aqa_utils.memo import remembered
+
+    def count(rank: int | None) -> dict:
+        from aqa_utils.params import parameter_table as count  # builds models: torch, peft and laion-clap
+
+        return count(model_name, rank)
+
+    config = ModelConfig.resolve(model_name).to_dict()
+    tables = {rank: remembered(prof.memo_path, "parameter_table", [config, rank], lambda rank=rank: count(rank))
+              for rank in dict.fromkeys((lora_rank, None, *prof.ranks))}
+    return tables[lora_rank]
+
+
 def load_system(prof: Profile, system: System):
     """The system's model: the base with the system's adapter merged in."""
+    from aqa_utils.loading import load_model  # torch, peft and laion-clap: only notebooks that load a model pay
+
     return load_model(prof.base_dir, system.adapter, model=prof.model if prof.real_checkpoint else None)
 
 
