@@ -267,6 +267,19 @@ def test_shared_clip_is_loaded_and_encoded_once(monkeypatch, tokenizer, dev):
     assert fake.encoded == 2 * len(per_clip)
 
 
+def test_a_cache_smaller_than_the_clips_encodes_them_all_again_in_the_second_pass(tokenizer, dev):
+    """Why the encoded cache holds every clip of the call by default: passes run in clip order, so with fewer
+    places than clips the second pass finds each clip evicted (the mini dev split, 345 clips against the 256 places
+    of the old default, was encoded twice per system)."""
+    clips = len({str(q.audio_path) for q in dev})
+    assert clips > 4
+    for cap, encodings in ((None, clips), (clips, clips), (clips - 2, 2 * clips)):
+        fake = AlwaysA(tokenizer)
+        evaluate(fake, tokenizer, dev, EvalSettings(mode="both", permutations=3, batch_size=4,
+                                                    encoded_cache_size=cap))
+        assert fake.encoded == encodings, cap
+
+
 def test_kept_encodings_batch_like_fresh_ones(model):
     """Clips of 1 and 3 windows, some kept from an earlier batch and some new, padded together: the memory equals
     encoding the same clips in one batch (tokens where valid, the same mask)."""

@@ -87,11 +87,11 @@ def clip_batches(items: list[Item], size: int, clip_order: bool = True) -> list[
 
 
 class EncodedClips:
-    """Clips as the model hears them: waveforms from a ``ClipCache`` and, for up to ``keep`` clips, their encoded
-    audio, so that one ``evaluate`` call encodes a clip once over all its passes (each mode, the shuffle check).
-    ``keep=0`` encodes each batch's clips afresh, as NVIDIA's per-question scripts do."""
+    """Clips as the model hears them: waveforms from a ``ClipCache`` and, for up to ``keep`` clips (None: all), their
+    encoded audio, so that one ``evaluate`` call encodes a clip once over all its passes (each mode, the shuffle
+    check). ``keep=0`` encodes each batch's clips afresh, as NVIDIA's per-question scripts do."""
 
-    def __init__(self, waveforms: ClipCache, keep: int):
+    def __init__(self, waveforms: ClipCache, keep: int | None):
         self.waveforms, self.keep = waveforms, keep
         # path -> the clip's memory tokens (N_clip, D), valid ones only (so no mask needs keeping)
         self._kept: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -120,7 +120,7 @@ class EncodedClips:
             memory = AudioMemory(tokens, valid.to(tokens.device))
         for p in paths:
             self._kept.move_to_end(p)
-        while len(self._kept) > self.keep:
+        while self.keep is not None and len(self._kept) > self.keep:
             self._kept.popitem(last=False)
         return memory, index
 

@@ -34,9 +34,11 @@ class EvalSettings:
     clip_order: bool = True
     """Batch the questions in clip order (a clip's questions share one encoding); False keeps the input order,
     as NVIDIA's per-question scripts do (with batch_size 1 and no caches: the sequential baseline)."""
-    encoded_cache_size: int = 256
-    """Clips whose encoded audio is kept on the model's device between passes (each mode, the shuffle check), so a
-    clip is encoded once per call; 0 = encode in every pass. af2-3b: 256 KB per 10 s window in bf16."""
+    encoded_cache_size: int | None = None
+    """Clips whose encoded audio is kept on the model's device between passes (each mode, the shuffle check). None:
+    every clip of the call, so each is encoded once (af2-3b: 256 KB per 10 s window in bf16, about 0.6 GB for
+    DCASE dev's 2,415 clips); a number caps that memory, and with fewer places than clips a second pass in clip
+    order finds its clips evicted and encodes them all again; 0 = encode in every pass."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -46,7 +48,7 @@ class EvalSettings:
         if self.primary is not None and self.mode != "both" and self.primary != self.mode:
             raise ValueError(f"primary={self.primary!r} is not run in mode {self.mode!r}")
         if self.batch_size < 1 or self.max_new_tokens < 1 or self.permutations < 0 or self.clip_cache_size < 0 \
-                or self.encoded_cache_size < 0:
+                or (self.encoded_cache_size or 0) < 0:
             raise ValueError("batch_size and max_new_tokens must be >= 1, permutations, clip_cache_size and "
                              "encoded_cache_size >= 0")
         if self.limit is not None and self.limit < 0:
