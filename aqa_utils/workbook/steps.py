@@ -140,10 +140,9 @@ def base_audio_reliance(prof: Profile, checkpoint: str | Path | None = None, exa
     """``training.audio_reliance`` of the base on the first ``examples`` caption-corpus dev items that are about
     their clip (captions and presence questions; copy questions answer from the text): loss per answer token with
     their own clips and with other clips'; a model that ignores its audio scores the same on both."""
+    from aqa_utils.loading import load_model
     from aqa_utils.training import audio_reliance
     from aqa_utils.training.examples import CaptionExamples
-
-    from aqa_utils.loading import load_model
 
     data = CaptionExamples(prof.mini_root, "dev", train=False)
     about_clip = [i for i in range(len(data)) if data.KINDS[i % len(data.KINDS)] != "copy"][:examples]
@@ -238,9 +237,9 @@ def parameter_table(prof: Profile, model_name: str, lora_rank: int | None = None
     from aqa_utils.memo import remembered
 
     def count(rank: int | None) -> dict:
-        from aqa_utils.params import parameter_table as count  # builds models: torch, peft and laion-clap
+        from aqa_utils import params  # builds models: torch, peft and laion-clap
 
-        return count(model_name, rank)
+        return params.parameter_table(model_name, rank)
 
     config = ModelConfig.resolve(model_name).to_dict()
     tables = {rank: remembered(prof.memo_path, "parameter_table", [config, rank], lambda rank=rank: count(rank))
