@@ -11,7 +11,7 @@ from aqa_utils.data.mini import make_mini_benchmark
 from aqa_utils.data.mini.generic import (
     ANSWER_VOCABULARIES, PRESENCE_VOCABULARY, copy_question, fact_question, presence_question,
 )
-from aqa_utils.data.mini.vocabulary import SPECIES
+from aqa_utils.data.mini.vocabulary import PITCHES, SPECIES
 from aqa_utils.data.mini.vocabulary import CHOICE_COUNTS
 
 
@@ -63,13 +63,18 @@ def test_copy_questions_state_their_answer_over_every_answer_vocabulary():
     assert len(used) >= len(ANSWER_VOCABULARIES) - 1  # onsets and durations share "about 1 second"  # no answer word is left for LoRA to teach the LM to say
 
 
-def test_fact_questions_name_a_species_and_answer_with_its_pitch_or_calls():
+def test_fact_questions_name_a_species_and_offer_its_pitch_or_one_of_its_calls():
     rng = np.random.default_rng(0)
-    asked = Counter()
+    asked, kinds = Counter(), Counter()
     for _ in range(600):
-        question, answer = fact_question(rng)
+        question, choices, answer = fact_question(rng)
         species = next(sp for sp in SPECIES if sp.name in question)
-        assert answer in (species.pitch, " and ".join(species.calls))
-        assert ("pitch" in question) == (answer == species.pitch)  # no benchmark template: the species is named
+        assert len(set(choices)) == len(choices) >= 2  # the caller's augmentation shuffles them
+        if "pitch" in question:  # no benchmark template: the species is named, and every pitch is offered
+            assert choices[answer] == species.pitch and sorted(choices) == sorted(PITCHES)
+        else:  # one of its calls, against shapes it never makes (its other call would be right too)
+            assert choices[answer] in species.calls and not set(choices[1:]) & set(species.calls)
         asked[species.name] += 1
+        kinds["pitch" in question] += 1
     assert len(asked) == len(SPECIES) and min(asked.values()) > 50
+    assert 0.55 < kinds[True] / 600 < 0.78  # two draws in three ask the pitch

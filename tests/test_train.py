@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 from dataclasses import replace
 import subprocess
 import sys
@@ -26,7 +27,8 @@ from safetensors.torch import load_file
 
 from aqa_utils.config import TrainConfig
 from aqa_utils.data.mini import make_mini_benchmark
-from aqa_utils.data.mini.vocabulary import PITCHES, SPECIES
+from aqa_utils.data.mini.generic import PRESENCE_VOCABULARY
+from aqa_utils.data.mini.vocabulary import CALLS, PITCHES, SPECIES
 from aqa_utils.model import build_model
 from aqa_utils.model import checkpoint as release
 from aqa_utils.model.flamingo import AF2Model, LossOutput
@@ -411,6 +413,15 @@ def test_caption_examples_render_captions_presence_and_copy_questions(work):
     # A presence question's answer is a sound of its clip, named by the caption, and answered by its text alone.
     assert presence.audio_path == caption.audio_path and presence.target in caption.target
     assert presence.target in presence.prompt and not presence.target.startswith("(")
+    # On a clip of one animal, about half the presence questions ask its call shape (the one its caption names),
+    # against shapes it does not make; on any other clip, none does.
+    lines = [(train.clips[i // 2][1], train.get(i, epoch)) for epoch in range(4) for i in range(1, len(train), 2)]
+    one_animal = [(text, ex) for text, ex in lines if re.search(r" (whistle|moan|click train|trill) calls", text)]
+    shaped = [(text, ex) for text, ex in one_animal if ex.target in CALLS]
+    assert one_animal and 0.35 < len(shaped) / len(one_animal) < 0.65
+    assert all(f" {ex.target} calls" in text and not any(v in ex.prompt for v in PRESENCE_VOCABULARY)
+               for text, ex in shaped)  # the options are call shapes only
+    assert not any(ex.target in CALLS for text, ex in lines if (text, ex) not in one_animal)
     # Training: the report's augmentation, seeded by (seed, epoch, index); validation: the fixed (A) format.
     renders = {train.get(1, epoch).prompt for epoch in range(8)}
     assert len(renders) > 1 and train.get(1, 3) == train.get(1, 3)
@@ -421,14 +432,20 @@ def test_caption_examples_render_captions_presence_and_copy_questions(work):
     copies = [mixed.get(i, 0) for i in range(len(mixed)) if mixed.KINDS[i % 4] == "copy"]
     assert len(copies) == 2 * SIZES["n_captions_train"]
     assert all(ex.target in ex.prompt.split(".")[0] and ex.prompt != CAPTION_PROMPT for ex in copies)
-    # Stage 3's: and two text-only species facts per clip, asked open (no options), seeded like the rest.
+    # Stage 3's: and two text-only species facts per clip, as multiple choice, seeded like the rest.
     facts = CaptionExamples(work.data, "train", seed=0, copy=True, facts=True)
     assert len(facts) == 6 * SIZES["n_captions_train"] and facts.KINDS[:4] == mixed.KINDS
     assert [facts.get(i, 0) for i in range(4)] == [mixed.get(i, 0) for i in range(4)]  # clip 0's first four lines
     lines = [facts.get(i, 1) for i in range(len(facts)) if facts.KINDS[i % 6] == "fact"]
     assert len(lines) == 2 * SIZES["n_captions_train"] and len({ex.prompt for ex in lines}) > 3
-    known = PITCHES + tuple(" and ".join(sp.calls) for sp in SPECIES)
-    assert all("(a)" not in ex.prompt.lower() and ex.target in known for ex in lines)
+    # Each names one species and offers its answer among the options, in the training augmentation's formats.
+    for ex in lines:
+        species = next(sp for sp in SPECIES if sp.name in ex.prompt)
+        assert (ex.target == species.pitch) if "pitch" in ex.prompt else (ex.target in species.calls), ex
+        assert ex.target in ex.prompt
+    dev_facts = CaptionExamples(work.data, "dev", seed=0, train=False, copy=True, facts=True)
+    fact = next(dev_facts.get(i, 0) for i in range(len(dev_facts)) if dev_facts.KINDS[i % 6] == "fact")
+    assert fact.prompt.count("(A)") == 1 and fact.target in fact.prompt
 
 
 # ------------------------------------------------------------------------------------------------------ 6. golden

@@ -19,7 +19,8 @@ from aqa_utils.data.augment import augmented_example, training_example
 from aqa_utils.data.dcase import Question, load_split
 from aqa_utils.data.formats import eval_example, render_answer, render_question
 from aqa_utils.data.mini import SOUND_CLASSES, read_captions
-from aqa_utils.data.mini.generic import copy_question, fact_question, presence_question
+from aqa_utils.data.mini.generic import call_shape_question, copy_question, fact_question, presence_question
+from aqa_utils.data.mini.vocabulary import CALLS
 
 CAPTION_PROMPT = "describe the sound."
 CAPTION_CORPORA = ("captions", "captions+copy", "captions+copy+facts")
@@ -53,11 +54,11 @@ class QuestionExamples:
 
 class CaptionExamples:
     """The tiny base's corpora, ``KINDS`` items per caption clip: its caption (under a fixed prompt) and a generic
-    presence question about it; with ``copy=True`` also two text-only copy questions per clip, with ``facts=True``
+    presence question about it (about its call shape for half of a one-animal clip's); with ``copy=True`` also two text-only copy questions per clip, with ``facts=True``
     also two text-only species facts (``data.mini.generic``: why these, and why no benchmark question type).
     Questions are drawn anew each epoch from (seed, epoch, index) and rendered with the report's augmentation
-    (shuffled options, one of six label formats) when ``train`` is True, else in the fixed eval format; a fact is
-    asked open. A text-only line's clip is another caption clip: its audio is irrelevant to the answer."""
+    (shuffled options, one of six label formats) when ``train`` is True, else in the fixed eval format. A text-only
+    line's clip is another caption clip: its audio is irrelevant to the answer."""
 
     def __init__(self, root: Path, split: str, seed: int = 0, train: bool = True, copy: bool = False,
                  facts: bool = False):
@@ -65,6 +66,8 @@ class CaptionExamples:
         self.KINDS = ("caption", "presence") + ("copy", "copy") * copy + ("fact", "fact") * facts
         self.clips: list[tuple[Path, str, list[str]]] = read_captions(
             root, split, lambda row: (root / row["audio"], row["text"], list(row["sounds"])))
+        # The call shape of a one-animal clip, as its caption names it ("... high-pitched trill calls."), else None.
+        self.shapes = [next((c for c in CALLS if f" {c} calls" in text), None) for _, text, _ in self.clips]
 
     def __len__(self) -> int:
         return len(self.clips) * len(self.KINDS)
@@ -76,14 +79,19 @@ class CaptionExamples:
             return Example(audio, CAPTION_PROMPT, caption)
         if self.KINDS[kind] == "fact":
             rng = np.random.default_rng([self.seed, epoch, index, 7])  # a stream of its own (the one measured)
-            question, answer = fact_question(rng)
-            return Example(self.clips[int(rng.integers(len(self.clips)))][0], question, answer)
-        rng = np.random.default_rng([self.seed, epoch, index])
-        if self.KINDS[kind] == "presence":
-            question, choices, answer = presence_question(rng, sounds)
-        else:
-            question, choices, answer = copy_question(rng)
             audio = self.clips[int(rng.integers(len(self.clips)))][0]
+            question, choices, answer = fact_question(rng)
+        elif self.KINDS[kind] == "presence" and self.shapes[clip] and \
+                (rng := np.random.default_rng([self.seed, epoch, index, 13])).random() >= 0.5:
+            # Half of a one-animal clip's presence questions ask its call shape, on a stream of their own.
+            question, choices, answer = call_shape_question(rng, self.shapes[clip])
+        else:
+            rng = np.random.default_rng([self.seed, epoch, index])
+            if self.KINDS[kind] == "presence":
+                question, choices, answer = presence_question(rng, sounds)
+            else:
+                question, choices, answer = copy_question(rng)
+                audio = self.clips[int(rng.integers(len(self.clips)))][0]
         if self.train:
             mc = augmented_example(question, choices, answer, rng)
             return Example(audio, mc.prompt, mc.target)

@@ -205,9 +205,9 @@ def profile(name: str | None = None) -> Profile:
                                    warmup_steps=20, val_split="dev", eval_every=100, max_val_examples=48,
                                    save_every=100),
             copy_stage=copy_stage,
-            # Stage 2 again, twice as long, with two fact lines in every six: the base then recalls most species'
-            # pitch (two thirds, as multiple choice) and LoRA can compose it with the species it hears
-            # (lora_gain.md, fifth session).
+            # Stage 2 again, twice as long, with two fact lines in every six (multiple choice): the base then
+            # recalls every species' pitch and LoRA can compose it with the species it hears (lora_gain.md, fifth
+            # and tenth sessions).
             facts_stage=replace(copy_stage, corpus="captions+copy+facts", max_steps=600),
             **recipe)
     else:

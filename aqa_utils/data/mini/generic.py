@@ -7,15 +7,20 @@ benchmark convention:
 
 - ``presence_question``: "which of these sounds can be heard?" (one sound of the clip vs absent ones), the generic
   audio QA every audio LLM sees;
+- ``call_shape_question``: the same presence question about the call shape heard in a clip of one animal (whistle,
+  moan, click train, trill), sound tagging as every audio LLM pretrains on. Without it the base could name a call
+  shape only in a caption, and LoRA learnt the vocalization question half (tenth session);
 - ``copy_question``: a text-only question whose answer the prompt states ("the answer is two. which option is
   right?"), over every answer vocabulary the benchmark uses: it teaches reading the options and answering with
   one of them, nothing about audio.
 
-- ``fact_question``: a text-only fact about a species, asked open ("what pitch are a glass shrimp's calls?" ->
-  "high"; "which calls does a glass shrimp make?" -> "click train and trill"): what an LLM knows about the world
-  before it hears anything. The benchmark asks about the clip instead ("how high is the pitch of the calls?"), so
-  its answer needs the species heard and the fact recalled together: that composition is left to fine-tuning, and
-  on a base without the facts LoRA cannot learn it (``results/experiments/lora_gain.md``, fifth session).
+- ``fact_question``: a text-only fact about a species, asked as multiple choice ("what pitch are a glass shrimp's
+  calls?" -> low / medium / high; "which calls does a glass shrimp make?" -> one of its two calls against shapes it
+  never makes): what an LLM knows about the world before it hears anything, in the form it can answer in. The
+  benchmark asks about the clip instead ("how high is the pitch of the calls?"), so its answer needs the species
+  heard and the fact recalled together: that composition is left to fine-tuning. On a base without the facts LoRA
+  cannot learn it (fifth session), and on a base that learnt them as open answers it learns half of it (tenth
+  session: the base recalled a pitch as multiple choice for 4 of the 6 species, against all 6 when asked so).
 
 Which question types the benchmark asks (pitch, counts, times, order) and what they mean is left for fine-tuning
 to teach, as DCASE's question types were new to the released AF2.
@@ -53,6 +58,13 @@ def presence_question(rng: np.random.Generator, present: list[str]) -> tuple[str
     return PRESENCE_QUESTIONS[int(rng.integers(len(PRESENCE_QUESTIONS)))], choices, index
 
 
+def call_shape_question(rng: np.random.Generator, shape: str) -> tuple[str, list[str], int]:
+    """(question, options, answer index): the presence question asked about the call shape of a one-animal clip,
+    against shapes absent from it (sound tagging, as AudioSet tags whistles and trills)."""
+    choices, index = _options(rng, shape, [c for c in CALLS if c != shape])
+    return PRESENCE_QUESTIONS[int(rng.integers(len(PRESENCE_QUESTIONS)))], choices, index
+
+
 def copy_question(rng: np.random.Generator) -> tuple[str, list[str], int]:
     """(question, options, answer index): options of one answer vocabulary, the answer stated in the question."""
     vocab = ANSWER_VOCABULARIES[int(rng.integers(len(ANSWER_VOCABULARIES)))]
@@ -62,13 +74,19 @@ def copy_question(rng: np.random.Generator) -> tuple[str, list[str], int]:
     return f"{statement} {COPY_QUESTIONS[int(rng.integers(len(COPY_QUESTIONS)))]}", choices, index
 
 
-FACT_QUESTIONS = (("what pitch are a {s}'s calls?", lambda sp: sp.pitch),
-                  ("fact: the pitch of a {s}'s calls.", lambda sp: sp.pitch),
-                  ("which calls does a {s} make?", lambda sp: " and ".join(sp.calls)))
+FACT_PITCH_QUESTIONS = ("what pitch are a {s}'s calls?", "fact: the pitch of a {s}'s calls.")
+FACT_CALLS_QUESTION = "which calls does a {s} make?"
 
 
-def fact_question(rng: np.random.Generator) -> tuple[str, str]:
-    """(question, answer): a fact about a random species, no options, no audio needed."""
+def fact_question(rng: np.random.Generator) -> tuple[str, list[str], int]:
+    """(question, options, answer index): a fact about a random species, no audio needed; two draws in three ask its
+    pitch (options: every pitch), the others one of its calls against the call shapes it never makes (1 or 2 of
+    them: its other call would be right too). The caller's augmentation shuffles the options."""
     species = SPECIES[int(rng.integers(len(SPECIES)))]
-    template, answer = FACT_QUESTIONS[int(rng.integers(len(FACT_QUESTIONS)))]
-    return template.format(s=species.name), answer(species)
+    if rng.random() < 2 / 3:
+        template = FACT_PITCH_QUESTIONS[int(rng.integers(len(FACT_PITCH_QUESTIONS)))]
+        return template.format(s=species.name), list(PITCHES), PITCHES.index(species.pitch)
+    call = species.calls[int(rng.integers(2))]
+    never = [c for c in CALLS if c not in species.calls]
+    distractors = [never[i] for i in rng.permutation(len(never))[: int(rng.integers(1, len(never) + 1))]]
+    return FACT_CALLS_QUESTION.format(s=species.name), [call] + distractors, 0
