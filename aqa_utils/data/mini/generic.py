@@ -9,7 +9,7 @@ benchmark convention:
   audio QA every audio LLM sees;
 - ``call_shape_question``: the same presence question about the call shape heard in a clip of one animal (whistle,
   moan, click train, trill), sound tagging as every audio LLM pretrains on. Without it the base could name a call
-  shape only in a caption, and LoRA learnt the vocalization question half (tenth session);
+  shape only in a caption, and LoRA learnt little of the vocalization question (tenth session);
 - ``copy_question``: a text-only question whose answer the prompt states ("the answer is two. which option is
   right?"), over every answer vocabulary the benchmark uses: it teaches reading the options and answering with
   one of them, nothing about audio.
@@ -19,8 +19,8 @@ benchmark convention:
   never makes): what an LLM knows about the world before it hears anything, in the form it can answer in. The
   benchmark asks about the clip instead ("how high is the pitch of the calls?"), so its answer needs the species
   heard and the fact recalled together: that composition is left to fine-tuning. On a base without the facts LoRA
-  cannot learn it (fifth session), and on a base that learnt them as open answers it learns half of it (tenth
-  session: the base recalled a pitch as multiple choice for 4 of the 6 species, against all 6 when asked so).
+  cannot learn it (fifth session); on a base that learnt them as open answers it learns less of it (tenth session:
+  that base chose a species' pitch among the three 67% of the time, against 100% once taught them so).
 
 Which question types the benchmark asks (pitch, counts, times, order) and what they mean is left for fine-tuning
 to teach, as DCASE's question types were new to the released AF2.
