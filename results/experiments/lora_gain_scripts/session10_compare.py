@@ -1,11 +1,11 @@
 """Session-10 comparison (#15): LoRA - zero-shot on train.val, per-question mean over the K orders, LoRA averaged
 over its seeds, paired bootstrap over questions (2000 draws, 95%).
-usage: python session10_compare.py DESIGN ...   (reads EXP/DESIGN_zero and EXP/DESIGN_s*)"""
+usage: EXP=work/exp10 python session10_compare.py DESIGN ...   (reads EXP/DESIGN_zero and EXP/DESIGN_s*, the OUT_DIRs of session10_lora.py)"""
 import glob, os, sys
 import numpy as np
 import pandas as pd
 
-EXP = os.environ.get("EXP", "/tmp/exp10")
+EXP = os.environ.get("EXP", "work/exp10")
 
 
 def per_question(folder: str, mode: str) -> pd.Series:
