@@ -6,7 +6,7 @@ from pathlib import Path
 torch.set_num_threads(1)
 from aqa_utils.data.dcase import Question, load_split
 from aqa_utils.data.mini.vocabulary import PITCHES, SPECIES
-from aqa_utils.data.prompt import build_tokenizer
+from aqa_utils.data.prompt import tokenizer_for
 from aqa_utils.evaluation import EvalSettings, evaluate
 from aqa_utils.loading import load_model
 
@@ -16,5 +16,6 @@ qs = [Question(qid=f"fact_{i}", split="dev", question=f"what pitch are a {sp.nam
                question_type="fact_pitch", json_path=clip.json_path) for i, sp in enumerate(SPECIES)]
 st = EvalSettings(mode="both", permutations=4, max_new_tokens=12, batch_size=16, progress=False, primary="score")
 for base in sys.argv[1:]:
-    r = evaluate(load_model(base, device="cpu"), build_tokenizer(), qs, st)
+    model = load_model(base, device="cpu")
+    r = evaluate(model, tokenizer_for(model), qs, st)  # the tokenizer of the base's vocabulary (tenth session)
     print(base, {m: round(r.robustness[m]["mean_accuracy"], 3) for m in r.robustness}, "chance", round(1 / len(PITCHES), 3), flush=True)
