@@ -54,8 +54,9 @@ class QuestionExamples:
 
 class CaptionExamples:
     """The tiny base's corpora, ``KINDS`` items per caption clip: its caption (under a fixed prompt) and a generic
-    presence question about it (about its call shape for half of a one-animal clip's); with ``copy=True`` also two text-only copy questions per clip, with ``facts=True``
-    also two text-only species facts (``data.mini.generic``: why these, and why no benchmark question type).
+    presence question about it (on a one-animal clip, half the time about its call shape); with ``copy=True`` also
+    two text-only copy questions per clip, with ``facts=True`` also two text-only species facts, as multiple choice
+    (``data.mini.generic``: why these, and why no benchmark question type).
     Questions are drawn anew each epoch from (seed, epoch, index) and rendered with the report's augmentation
     (shuffled options, one of six label formats) when ``train`` is True, else in the fixed eval format. A text-only
     line's clip is another caption clip: its audio is irrelevant to the answer."""

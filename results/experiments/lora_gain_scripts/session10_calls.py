@@ -5,6 +5,9 @@ pretrains on (AudioSet has whistle and trill). Why: LoRA on the F base learns pi
 vocalization stays near 50%: the facts narrow the call to two, and the base has no skill naming a call shape as
 multiple choice (presence asked only about species and events).
 Starts from the pipeline's stage-0 final; stages 1, 2, 3 with the pipeline's hyperparameters.
+Ran on the package of 2fde7a7, before b05557c made its stage-3 facts multiple choice and added the call-shape
+presence questions: on a later package the subclassed `CaptionExamples` already has both, so FACTS=open/mix and
+the stacking below no longer reproduce the measured controls (check out 2fde7a7 to rerun them).
 usage: FACTS=mc python session10_calls.py STAGE0_FINAL OUT_DIR"""
 import os, sys, time, shutil
 from dataclasses import replace

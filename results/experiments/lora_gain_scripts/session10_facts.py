@@ -6,6 +6,9 @@ choice only 67% of the time. The benchmark asks about the clip, never the specie
 still left to fine-tuning.
 FACTS=open (the pipeline's stage 3, redone here as the control), mc (every fact line multiple choice), mix (half).
 FACT_LINES: fact lines per caption clip (the pipeline: 2). Starts from the pipeline's stage-2 final.
+Ran on the package of 2fde7a7, before b05557c made its stage-3 facts multiple choice and added the call-shape
+presence questions: on a later package the subclassed `CaptionExamples` already has both, so FACTS=open/mix and
+the stacking below no longer reproduce the measured controls (check out 2fde7a7 to rerun them).
 usage: FACTS=mc python session10_facts.py STAGE2_FINAL OUT_DIR"""
 import os, sys, time, shutil
 from dataclasses import replace
