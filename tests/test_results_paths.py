@@ -62,12 +62,19 @@ def test_a_run_written_with_relative_paths_is_still_recognised_as_finished(tmp_p
     from aqa_utils.config import ModelConfig, TrainConfig
     from aqa_utils.workbook import finished_with
 
+    from aqa_utils.data.mini import make_mini_benchmark
+    from aqa_utils.training.examples import corpus_fingerprint
+
     monkeypatch.setattr(config_module, "repo_root", lambda: tmp_path)
+    make_mini_benchmark(tmp_path / "data" / "mini", n_train=30, n_dev=6, n_eval=3, n_captions_train=3,
+                        n_captions_dev=3, audio=False)
     run = tmp_path / "results" / "runs" / "lora_r8"
     run.mkdir(parents=True)
     cfg = TrainConfig(data_root=str(tmp_path / "data" / "mini"), out_dir=str(run))
     model = ModelConfig.preset(cfg.model)
-    (run / "config.json").write_text(json.dumps({"train": portable(cfg.to_dict()), "model": model.to_dict()}))
+    corpus = corpus_fingerprint(cfg)
+    (run / "config.json").write_text(json.dumps({"train": portable(cfg.to_dict()), "model": model.to_dict(),
+                                                 "corpus": corpus}))
     (run / "summary.json").write_text("{}")
     assert json.loads((run / "config.json").read_text())["train"]["out_dir"] == "results/runs/lora_r8"
     assert not finished_with(run, cfg)  # a record without its weights (a clean clone's base stages)
@@ -77,8 +84,42 @@ def test_a_run_written_with_relative_paths_is_still_recognised_as_finished(tmp_p
     # From random weights, the run is also tied to the preset's architecture: a run of the same name with AF2's whole
     # vocabulary (af2-tiny before its vocabulary was trimmed) is another run.
     model.lm.vocab_size, model.lm.vocabulary = 151_669, None
-    (run / "config.json").write_text(json.dumps({"train": portable(cfg.to_dict()), "model": model.to_dict()}))
+    (run / "config.json").write_text(json.dumps({"train": portable(cfg.to_dict()), "model": model.to_dict(),
+                                                 "corpus": corpus}))
     assert not finished_with(run, cfg)
+
+
+def test_a_run_of_other_corpus_code_or_without_a_corpus_record_is_not_reused(tmp_path, monkeypatch):
+    """Same settings, other corpus: the tiny base's stage-3 corpus once changed its lines (b05557c) without a setting
+    changing, and an old base was then reused silently. The run's recorded corpus fingerprint now tells them apart;
+    a record from before fingerprints is not reused either."""
+    from aqa_utils.config import ModelConfig, TrainConfig
+    from aqa_utils.data.mini import make_mini_benchmark
+    from aqa_utils.training import examples
+    from aqa_utils.workbook import finished_with
+
+    root = make_mini_benchmark(tmp_path / "mini", n_train=30, n_dev=6, n_eval=3, n_captions_train=8,
+                               n_captions_dev=3, audio=False)
+    run = tmp_path / "base_facts"
+    (run / "final").mkdir(parents=True)
+    (run / "summary.json").write_text("{}")
+    cfg = TrainConfig(mode="full", corpus="captions+copy+facts", data_root=str(root), out_dir=str(run))
+    record = {"train": portable(cfg.to_dict()), "model": ModelConfig.preset(cfg.model).to_dict()}
+    (run / "config.json").write_text(json.dumps(record))
+    assert not finished_with(run, cfg)  # no corpus recorded: nothing proves it the same
+    (run / "config.json").write_text(json.dumps({**record, "corpus": examples.corpus_fingerprint(cfg)}))
+    assert finished_with(run, cfg)
+    assert examples.corpus_fingerprint(cfg) != examples.corpus_fingerprint(TrainConfig(
+        mode="full", corpus="captions+copy", data_root=str(root)))  # the fingerprint sees the lines, not a name
+    # The fact lines asked as open questions again (the design before b05557c): the same settings, another corpus.
+    monkeypatch.setattr(examples, "fact_question", lambda rng: ("what is the pitch?", ["low", "high"], 0))
+    examples._fingerprint.cache_clear()  # computed once per process; new code comes with a new process
+    try:
+        assert not finished_with(run, cfg)
+    finally:
+        monkeypatch.undo()
+        examples._fingerprint.cache_clear()
+    assert finished_with(run, cfg)
 
 
 def test_executed_notebooks_record_repo_relative_paths(tmp_path, monkeypatch):

@@ -7,6 +7,8 @@ Examples are rendered on demand from (seed, epoch, index), so a resumed run sees
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +124,9 @@ class CaptionTags:
         return self.items[index]
 
 
-def load_examples(cfg: TrainConfig, split: str, train: bool):
-    """The examples of ``split`` for ``cfg.corpus``: "questions", one of ``CAPTION_CORPORA`` or "tags"."""
+def load_examples(cfg: TrainConfig, split: str, train: bool, check_audio: bool = True):
+    """The examples of ``split`` for ``cfg.corpus``: "questions", one of ``CAPTION_CORPORA`` or "tags".
+    ``check_audio=False`` skips reading every question's audio header (for a look at the texts alone)."""
     root = Path(cfg.data_root)
     if cfg.corpus in CAPTION_CORPORA:
         return CaptionExamples(root, split, cfg.seed, train, copy="+copy" in cfg.corpus, facts="+facts" in cfg.corpus)
@@ -132,10 +135,34 @@ def load_examples(cfg: TrainConfig, split: str, train: bool):
     if cfg.corpus != "questions":
         raise ValueError(f"corpus must be 'questions', {', '.join(map(repr, CAPTION_CORPORA))} or 'tags', "
                          f"not {cfg.corpus!r}")
-    loaded = load_split(root, split, skip_problems=cfg.skip_bad_data)
+    loaded = load_split(root, split, skip_problems=cfg.skip_bad_data, check_audio=check_audio)
     if loaded.skipped:
         print(f"{split}: skipped {loaded.skipped} questions with data problems: {loaded.summary()}")
     return QuestionExamples(loaded.questions, cfg.seed, train)
+
+
+def corpus_fingerprint(cfg: TrainConfig, n: int = 256) -> str:
+    """A digest of the first ``n`` training examples of epoch 0 of ``cfg``'s corpus: each one's clip name with its
+    texts (or its tags). The workbook reuses a finished run only while this is unchanged, because a change to the
+    corpus code (a new kind of line, another augmentation) changes what a run learns without changing any of its
+    settings. ``n`` examples suffice: a caption clip's kinds are consecutive, so every kind is among them.
+    Computed once per process for each corpus, data folder, split and seed (the workbook asks it for every run)."""
+    return _fingerprint(cfg.corpus, cfg.data_root, cfg.train_split, cfg.seed, cfg.skip_bad_data, n)
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(corpus: str, data_root: str, split: str, seed: int, skip_bad_data: bool, n: int) -> str:
+    cfg = TrainConfig(corpus=corpus, data_root=data_root, train_split=split, seed=seed, skip_bad_data=skip_bad_data)
+    data = load_examples(cfg, split, train=True, check_audio=False)
+    digest = hashlib.sha256()
+    for i in range(min(n, len(data))):
+        item = data.get(i, 0)
+        if isinstance(item, Example):
+            parts = (item.audio_path.name, item.prompt, item.target)
+        else:  # CaptionTags: (clip, multi-hot target)
+            parts = (item[0].name, " ".join(f"{v:g}" for v in item[1].tolist()))
+        digest.update("\x1f".join(parts).encode() + b"\x1e")
+    return digest.hexdigest()[:16]
 
 
 def corpus_texts(root: str | Path, seed: int = 0, epochs: int = 3) -> Iterator[str]:

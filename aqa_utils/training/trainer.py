@@ -39,7 +39,7 @@ from aqa_utils.model_card import write_card
 from aqa_utils.model import checkpoint as release
 from aqa_utils.progress import tqdm
 from aqa_utils.training.checkpointer import Checkpointer
-from aqa_utils.training.examples import load_examples
+from aqa_utils.training.examples import corpus_fingerprint, load_examples
 from aqa_utils.training.objectives import FrozenClapTokens, LanguageModelling, Tagging
 from aqa_utils.training.schedule import epoch_order, lr_lambda
 
@@ -230,7 +230,8 @@ class Trainer:
         main = self.accelerator.is_main_process
         if main:  # the run's files hold repo-relative paths (config.portable): they are committed under results/
             (self.out / "config.json").write_text(json.dumps(
-                portable({"train": self.cfg.to_dict(), "model": self.model_config.to_dict()}), indent=2))
+                portable({"train": self.cfg.to_dict(), "model": self.model_config.to_dict(),
+                          "corpus": corpus_fingerprint(self.cfg)}), indent=2))
         if main and resumed:
             _truncate_log(self.out / "metrics.jsonl", self.step)
         log = open(self.out / "metrics.jsonl", "a" if resumed else "w") if main else None

@@ -1,7 +1,7 @@
 """The workbook's steps, shared by the notebooks and ``python -m aqa_utils reproduce``: data, base, LoRA, evaluation.
 
-Each step reuses what an earlier run finished with exactly the same configuration, so rerunning a notebook (or
-``make reproduce``) only does what changed.
+Each step reuses what an earlier run finished with exactly the same configuration and corpus, so rerunning a
+notebook (or ``make reproduce``) only does what changed.
 """
 
 from __future__ import annotations
@@ -52,16 +52,25 @@ def _result_settings(train: dict) -> dict:
 
 
 def same_config(run: Path, cfg) -> bool:
-    """``run`` was started with ``cfg`` (up to settings that do not change the result). A run from random weights
-    must also have the architecture its preset names today (af2-tiny's vocabulary once changed under that name); a
-    run from a checkpoint inherits the checkpoint's, and ``ensure_base`` retrains every stage after a retrained one."""
+    """``run`` was started with ``cfg`` (up to settings that do not change the result) on the same corpus. A run
+    from random weights must also have the architecture its preset names today (af2-tiny's vocabulary once changed
+    under that name); a run from a checkpoint inherits the checkpoint's, and ``ensure_base`` retrains every stage
+    after a retrained one. The corpus is compared by what it renders (``corpus_fingerprint``): new corpus code
+    under the same settings (the tiny base's corpus changed so in b05557c) is another run."""
+    from aqa_utils.training.examples import corpus_fingerprint
+
     path = run / "config.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
     # the trainer writes repo-relative paths (config.portable)
     if saved.get("train") is None or _result_settings(saved["train"]) != _result_settings(portable(cfg.to_dict())):
         return False
     preset = json.loads(json.dumps(ModelConfig.resolve(cfg.model).to_dict()))
-    return cfg.checkpoint is not None or saved.get("model") == preset
+    if cfg.checkpoint is None and saved.get("model") != preset:
+        return False
+    try:
+        return saved.get("corpus") == corpus_fingerprint(cfg)
+    except (OSError, ValueError):  # no data (a DataError is a ValueError) to render the corpus from yet: nothing proves it the same
+        return False
 
 
 def finished_with(run: Path, cfg) -> bool:
