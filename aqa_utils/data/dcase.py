@@ -22,7 +22,6 @@ from typing import Sequence
 
 import numpy as np
 
-from aqa_utils.audio import AudioError, read_audio
 from aqa_utils.config import AudioConfig
 from aqa_utils.data.layout import MAX_CHOICES, QUESTION_DIR, SPLITS
 from aqa_utils.progress import tqdm
@@ -225,6 +224,7 @@ def check_audio_file(path: Path, cfg: AudioConfig = AudioConfig()) -> Problem | 
     Reads what AF2 reads (the first ``max_windows`` windows); silent means the channel AF2 keeps (the first) is
     all zeros there.
     """
+    from aqa_utils.audio import AudioError, read_audio  # torch with it: reading questions alone needs neither
     try:
         data, _ = read_audio(path, max_seconds=cfg.max_windows * cfg.window_seconds)
     except AudioError as e:

@@ -3,9 +3,22 @@
 Modules: ``examples`` (what a step consumes), ``schedule`` (learning rate, data order), ``objectives`` (language
 model loss, sound tags), ``checkpointer`` (atomic, exactly resumable checkpoints), ``trainer`` (the loop),
 ``listening`` (does a trained model use its audio?).
+
+The names below are imported when first used: the loop pulls in accelerate and peft (about ten seconds), which a
+look at a corpus alone (``examples.corpus_fingerprint``, asked by the workbook before it reuses any run) never needs.
 """
 
-from aqa_utils.training.listening import audio_reliance
-from aqa_utils.training.trainer import NonFiniteLossError, Trainer, read_metrics
+import importlib
 
-__all__ = ["NonFiniteLossError", "Trainer", "audio_reliance", "read_metrics"]
+_HOMES = {"NonFiniteLossError": "trainer", "Trainer": "trainer", "read_metrics": "trainer",
+          "audio_reliance": "listening"}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value  # imported once
+    return value

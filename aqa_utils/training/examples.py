@@ -12,9 +12,9 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from aqa_utils.config import TrainConfig
 from aqa_utils.data.augment import augmented_example, training_example
@@ -23,6 +23,9 @@ from aqa_utils.data.formats import eval_example, render_answer, render_question
 from aqa_utils.data.mini import SOUND_CLASSES, read_captions
 from aqa_utils.data.mini.generic import call_shape_question, copy_question, fact_question, presence_question
 from aqa_utils.data.mini.vocabulary import CALLS
+
+if TYPE_CHECKING:
+    import torch
 
 CAPTION_PROMPT = "describe the sound."
 CAPTION_CORPORA = ("captions", "captions+copy", "captions+copy+facts")
@@ -108,20 +111,23 @@ class CaptionTags:
     def __init__(self, root: str | Path, split: str, classes: tuple[str, ...] = SOUND_CLASSES):
         self.classes = classes
 
-        def tags(row: dict) -> tuple[Path, torch.Tensor]:
+        def tags(row: dict) -> tuple[Path, tuple[float, ...]]:
             text = row["text"].lower()
-            return Path(root) / row["audio"], torch.tensor([float(c in text) for c in classes])
+            return Path(root) / row["audio"], tuple(float(c in text) for c in classes)
 
-        self.items: list[tuple[Path, torch.Tensor]] = read_captions(root, split, tags)
+        # Tuples, made tensors in ``get``: a look at the tags alone (``corpus_fingerprint``) needs no torch.
+        self.items: list[tuple[Path, tuple[float, ...]]] = read_captions(root, split, tags)
         if not self.items:
             raise ValueError(f"{Path(root) / 'captions' / f'{split}.jsonl'}: no captions")
 
     def __len__(self) -> int:
         return len(self.items)
 
-
     def get(self, index: int, epoch: int) -> tuple[Path, torch.Tensor]:
-        return self.items[index]
+        import torch
+
+        path, tags = self.items[index]
+        return path, torch.tensor(tags)
 
 
 def load_examples(cfg: TrainConfig, split: str, train: bool, check_audio: bool = True):
@@ -156,11 +162,12 @@ def _fingerprint(corpus: str, data_root: str, split: str, seed: int, skip_bad_da
     data = load_examples(cfg, split, train=True, check_audio=False)
     digest = hashlib.sha256()
     for i in range(min(n, len(data))):
-        item = data.get(i, 0)
-        if isinstance(item, Example):
+        if isinstance(data, CaptionTags):  # (clip, multi-hot target)
+            clip, tags = data.items[i]
+            parts = (clip.name, " ".join(f"{v:g}" for v in tags))
+        else:
+            item = data.get(i, 0)
             parts = (item.audio_path.name, item.prompt, item.target)
-        else:  # CaptionTags: (clip, multi-hot target)
-            parts = (item[0].name, " ".join(f"{v:g}" for v in item[1].tolist()))
         digest.update("\x1f".join(parts).encode() + b"\x1e")
     return digest.hexdigest()[:16]
 

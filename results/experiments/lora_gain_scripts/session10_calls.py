@@ -42,15 +42,21 @@ class CallsToo(Facts):
         return ex.Example(audio, ex.render_question(question, choices), ex.render_answer(choices, answer))
 
 
-ex.CaptionExamples = CallsToo
-prof = profile("full")
-stage0, out = sys.argv[1], Path(sys.argv[2])
-previous = stage0
-for name, cfg in (("stage1", prof.base_config()), ("stage2", prof.copy_config()), ("stage3", prof.facts_config())):
-    cfg = replace(cfg, checkpoint=previous, out_dir=str(out / name), save_every=0, progress=False)
-    if not (out / name / "summary.json").exists():
-        t = time.time(); s = Trainer(cfg).fit()
-        print(name, round(time.time() - t), "s", {k: v for k, v in s.items() if "val" in k}, flush=True)
-    previous = str(out / name / "final")
-if not (out / "base" / "safe_ckpt").exists():
-    shutil.copytree(out / "stage3" / "final", out / "base")
+def train_stages(stage0: str, out: Path) -> None:
+    """Stages 1, 2, 3 with the pipeline's hyperparameters from ``stage0`` (a stage-0 final) on whatever corpus
+    ``aqa_utils.training.examples.CaptionExamples`` is at the time; the base in ``out/base``."""
+    prof = profile("full")
+    previous = stage0
+    for name, cfg in (("stage1", prof.base_config()), ("stage2", prof.copy_config()), ("stage3", prof.facts_config())):
+        cfg = replace(cfg, checkpoint=previous, out_dir=str(out / name), save_every=0, progress=False)
+        if not (out / name / "summary.json").exists():
+            t = time.time(); s = Trainer(cfg).fit()
+            print(name, round(time.time() - t), "s", {k: v for k, v in s.items() if "val" in k}, flush=True)
+        previous = str(out / name / "final")
+    if not (out / "base" / "safe_ckpt").exists():
+        shutil.copytree(out / "stage3" / "final", out / "base")
+
+
+if __name__ == "__main__":
+    ex.CaptionExamples = CallsToo
+    train_stages(sys.argv[1], Path(sys.argv[2]))

@@ -5,11 +5,10 @@ sound named (audio-text matching, a generic pretraining task, as audio LLMs matc
 names a clip's first sound in its caption every time (sixth session) but answers first_event / last_event little
 better than chance, and LoRA does not raise them; design F/G showed that a skill known in another form becomes
 usable for LoRA once asked as multiple choice. The answer is a description, not the benchmark's sound name.
-Starts from the pipeline's stage-0 final; stages 1, 2, 3 with the pipeline's hyperparameters.
+Starts from the pipeline's stage-0 final; stages 1, 2, 3 with the pipeline's hyperparameters (session10_calls).
 Ran on the package of f5766c5 (design G; b3fd9b8 changes only when a run is reused).
 usage: python session11_match.py STAGE0_FINAL OUT_DIR"""
-import os, re, sys, time, shutil
-from dataclasses import replace
+import os, re, sys
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,8 +17,7 @@ import aqa_utils.training.examples as ex
 from aqa_utils.data.augment import augmented_example
 from aqa_utils.data.mini.generic import PRESENCE_QUESTIONS, _options
 from aqa_utils.data.mini.vocabulary import EVENTS
-from aqa_utils.training import Trainer
-from aqa_utils.workbook.profile import profile
+from session10_calls import train_stages
 
 HEAD = re.compile(r"^(\w+) first, (\w+) last:")
 Base = ex.CaptionExamples
@@ -52,14 +50,4 @@ class Matching(Base):
 
 if __name__ == "__main__":
     ex.CaptionExamples = Matching
-    prof = profile("full")
-    stage0, out = sys.argv[1], Path(sys.argv[2])
-    previous = stage0
-    for name, cfg in (("stage1", prof.base_config()), ("stage2", prof.copy_config()), ("stage3", prof.facts_config())):
-        cfg = replace(cfg, checkpoint=previous, out_dir=str(out / name), save_every=0, progress=False)
-        if not (out / name / "summary.json").exists():
-            t = time.time(); s = Trainer(cfg).fit()
-            print(name, round(time.time() - t), "s", {k: v for k, v in s.items() if "val" in k}, flush=True)
-        previous = str(out / name / "final")
-    if not (out / "base" / "safe_ckpt").exists():
-        shutil.copytree(out / "stage3" / "final", out / "base")
+    train_stages(sys.argv[1], Path(sys.argv[2]))

@@ -6,20 +6,16 @@ the 296 train.val questions (never dev), K=4 orders, both modes, as session10_lo
 EPOCHS, LR and BATCH override the recipe's 3 epochs, rate 3e-3 and batch 8 (is LoRA undertrained?).
 Ran on the package of f5766c5 (design G; b3fd9b8 changes only when a run is reused).
 usage: SEED=0 REPLAY=300 [EPOCHS=6] [LR=5e-3] [BATCH=4] python session11_replay.py BASE_DIR OUT_DIR"""
-import json, os, sys, time
+import os, sys, time
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
-import pandas as pd
 import torch
 torch.set_num_threads(int(os.environ.get("THREADS", "1")))
-from aqa_utils.data.dcase import load_split
-from aqa_utils.data.prompt import tokenizer_for
-from aqa_utils.evaluation import EvalSettings, evaluate
-from aqa_utils.loading import load_model
 from aqa_utils.training import trainer as trainer_module
 from aqa_utils.training.examples import CaptionExamples, load_examples
 from aqa_utils.workbook.profile import profile
+from session10_lora import evaluate_val
 
 
 class Replay:
@@ -63,16 +59,4 @@ if __name__ == "__main__":
             t = time.time(); s = trainer_module.Trainer(cfg).fit()
             print(out, "lora", round(time.time() - t), "s val_loss", s.get("val_loss"), flush=True)
         adapter = str(out / "lora" / "final")
-    qs = load_split(prof.data_root, "train.val").questions
-    st = EvalSettings(mode="both", permutations=4, max_new_tokens=24, batch_size=16, progress=False, primary="score")
-    t = time.time()
-    model = load_model(base, adapter, device="cpu")
-    r = evaluate(model, tokenizer_for(model), qs, st, out_dir=out / "eval")
-    res = {m: {k: round(r.robustness[m][k], 4) for k in ("mean_accuracy", "consistent_accuracy", "unparsed_rate", "position_tv")}
-           for m in r.robustness}
-    qt = pd.DataFrame({"qid": [q.qid for q in qs], "type": [q.question_type for q in qs]})
-    for mode in ("score", "generate"):
-        d = pd.read_csv(out / "eval" / f"robustness_{mode}.csv").merge(qt, on="qid")
-        res[mode]["by_type"] = ((d.answer == d.pred).groupby(d.type).mean() * 100).round(0).to_dict()
-    print(out, "eval", round(time.time() - t), "s", json.dumps(res), flush=True)
-    (out / "result.json").write_text(json.dumps(res, indent=1))
+    evaluate_val(base, adapter, out)
