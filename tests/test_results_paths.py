@@ -56,7 +56,7 @@ def test_portable_writes_paths_under_the_repo_relative_and_leaves_the_rest(tmp_p
     assert portable(str(tmp_path / "repository"), root) == str(tmp_path / "repository")  # a prefix, not a parent
 
 
-def test_a_run_written_with_relative_paths_is_still_recognised_as_finished(tmp_path, monkeypatch):
+def test_a_run_written_with_relative_paths_is_still_recognised_as_finished(tmp_path, monkeypatch, capfd):
     """The trainer writes config.json through ``portable``; the workbook's reuse check compares the same way."""
     from aqa_utils import config as config_module
     from aqa_utils.config import ModelConfig, TrainConfig
@@ -72,7 +72,9 @@ def test_a_run_written_with_relative_paths_is_still_recognised_as_finished(tmp_p
     run.mkdir(parents=True)
     cfg = TrainConfig(data_root=str(tmp_path / "data" / "mini"), out_dir=str(run))
     model = ModelConfig.preset(cfg.model)
+    capfd.readouterr()
     corpus = corpus_fingerprint(cfg)
+    assert capfd.readouterr().err == ""  # a silent look: no progress bar in a notebook that only reuses runs
     (run / "config.json").write_text(json.dumps({"train": portable(cfg.to_dict()), "model": model.to_dict(),
                                                  "corpus": corpus}))
     (run / "summary.json").write_text("{}")

@@ -234,7 +234,7 @@ def check_audio_file(path: Path, cfg: AudioConfig = AudioConfig()) -> Problem | 
     return None
 
 
-def _scan_split(root: Path, split: str, check_audio: bool) -> _SplitScan:
+def _scan_split(root: Path, split: str, check_audio: bool, progress: bool = True) -> _SplitScan:
     qdir = root / QUESTION_DIR / split
     files = sorted(p for p in qdir.rglob("*") if p.suffix.lower() == ".json" and p.is_file()) if qdir.is_dir() else []
     if not files:
@@ -243,7 +243,7 @@ def _scan_split(root: Path, split: str, check_audio: bool) -> _SplitScan:
     problems: list[Problem] = []
     clean: dict[Path, Question] = {}
     users: dict[Path, list[Path]] = defaultdict(list)  # audio file -> question files that use it
-    for path in tqdm(files, desc=f"{split}: questions", leave=False):
+    for path in tqdm(files, desc=f"{split}: questions", leave=False, disable=not progress):
         q, probs, audio = _read_question(path, split)
         problems += probs
         if q is not None:
@@ -262,7 +262,7 @@ def _scan_split(root: Path, split: str, check_audio: bool) -> _SplitScan:
                 clean.pop(p, None)
 
     if check_audio:
-        for audio in tqdm(sorted(users), desc=f"{split}: audio", leave=False):
+        for audio in tqdm(sorted(users), desc=f"{split}: audio", leave=False, disable=not progress):
             problem = check_audio_file(audio)
             if problem is not None:
                 names = sorted(p.stem for p in users[audio])
@@ -278,7 +278,8 @@ def validate(root: str | Path, splits: tuple[str, ...] = SPLITS, check_audio: bo
     return [p for split in splits for p in _scan_split(Path(root), split, check_audio).problems]
 
 
-def load_split(root: str | Path, split: str, skip_problems: bool = False, check_audio: bool = True) -> LoadedSplit:
+def load_split(root: str | Path, split: str, skip_problems: bool = False, check_audio: bool = True,
+               progress: bool = True) -> LoadedSplit:
     """Read a split's questions (sorted by file name). ``split`` may name a carved part, "train.val" or
     "train.fit" (``data.holdout``).
 
@@ -288,7 +289,7 @@ def load_split(root: str | Path, split: str, skip_problems: bool = False, check_
     from aqa_utils.data.holdout import carve, parse_split
 
     base, part = parse_split(split)
-    scan = _scan_split(Path(root), base, check_audio)
+    scan = _scan_split(Path(root), base, check_audio, progress)
     skipped = scan.n_files - len(scan.questions)  # problems are counted over the whole split, before carving
     questions = scan.questions if part is None else carve(scan.questions, part)
     loaded = LoadedSplit(split, questions, scan.problems, skipped)

@@ -130,9 +130,9 @@ class CaptionTags:
         return path, torch.tensor(tags)
 
 
-def load_examples(cfg: TrainConfig, split: str, train: bool, check_audio: bool = True):
+def load_examples(cfg: TrainConfig, split: str, train: bool, quick_look: bool = False):
     """The examples of ``split`` for ``cfg.corpus``: "questions", one of ``CAPTION_CORPORA`` or "tags".
-    ``check_audio=False`` skips reading every question's audio header (for a look at the texts alone)."""
+    ``quick_look``: no audio header read and no progress bar (a look at the texts alone)."""
     root = Path(cfg.data_root)
     if cfg.corpus in CAPTION_CORPORA:
         return CaptionExamples(root, split, cfg.seed, train, copy="+copy" in cfg.corpus, facts="+facts" in cfg.corpus)
@@ -141,7 +141,8 @@ def load_examples(cfg: TrainConfig, split: str, train: bool, check_audio: bool =
     if cfg.corpus != "questions":
         raise ValueError(f"corpus must be 'questions', {', '.join(map(repr, CAPTION_CORPORA))} or 'tags', "
                          f"not {cfg.corpus!r}")
-    loaded = load_split(root, split, skip_problems=cfg.skip_bad_data, check_audio=check_audio)
+    loaded = load_split(root, split, skip_problems=cfg.skip_bad_data, check_audio=not quick_look,
+                        progress=not quick_look)
     if loaded.skipped:
         print(f"{split}: skipped {loaded.skipped} questions with data problems: {loaded.summary()}")
     return QuestionExamples(loaded.questions, cfg.seed, train)
@@ -159,7 +160,7 @@ def corpus_fingerprint(cfg: TrainConfig, n: int = 256) -> str:
 @functools.lru_cache(maxsize=64)
 def _fingerprint(corpus: str, data_root: str, split: str, seed: int, skip_bad_data: bool, n: int) -> str:
     cfg = TrainConfig(corpus=corpus, data_root=data_root, train_split=split, seed=seed, skip_bad_data=skip_bad_data)
-    data = load_examples(cfg, split, train=True, check_audio=False)
+    data = load_examples(cfg, split, train=True, quick_look=True)
     digest = hashlib.sha256()
     for i in range(min(n, len(data))):
         if isinstance(data, CaptionTags):  # (clip, multi-hot target)
