@@ -60,10 +60,9 @@ def test_a_run_written_with_relative_paths_is_still_recognised_as_finished(tmp_p
     """The trainer writes config.json through ``portable``; the workbook's reuse check compares the same way."""
     from aqa_utils import config as config_module
     from aqa_utils.config import ModelConfig, TrainConfig
-    from aqa_utils.workbook import finished_with
-
     from aqa_utils.data.mini import make_mini_benchmark
     from aqa_utils.training.examples import corpus_fingerprint
+    from aqa_utils.workbook import finished_with
 
     monkeypatch.setattr(config_module, "repo_root", lambda: tmp_path)
     make_mini_benchmark(tmp_path / "data" / "mini", n_train=30, n_dev=6, n_eval=3, n_captions_train=3,

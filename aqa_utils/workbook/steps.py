@@ -69,7 +69,7 @@ def same_config(run: Path, cfg) -> bool:
         return False
     try:
         return saved.get("corpus") == corpus_fingerprint(cfg)
-    except (OSError, ValueError):  # no data (a DataError is a ValueError) to render the corpus from yet: nothing proves it the same
+    except (OSError, ValueError):  # no data yet to render the corpus from (DataError is a ValueError): not proven
         return False
 
 
