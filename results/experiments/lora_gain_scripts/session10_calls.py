@@ -42,12 +42,13 @@ class CallsToo(Facts):
         return ex.Example(audio, ex.render_question(question, choices), ex.render_answer(choices, answer))
 
 
-def train_stages(stage0: str, out: Path) -> None:
-    """Stages 1, 2, 3 with the pipeline's hyperparameters from ``stage0`` (a stage-0 final) on whatever corpus
-    ``aqa_utils.training.examples.CaptionExamples`` is at the time; the base in ``out/base``."""
+def train_stages(start: str, out: Path, first: int = 1) -> None:
+    """Stages ``first`` .. 3 with the pipeline's hyperparameters from ``start`` (the final of stage ``first`` - 1)
+    on whatever corpus ``aqa_utils.training.examples.CaptionExamples`` is at the time; the base in ``out/base``."""
     prof = profile("full")
-    previous = stage0
-    for name, cfg in (("stage1", prof.base_config()), ("stage2", prof.copy_config()), ("stage3", prof.facts_config())):
+    previous = start
+    stages = (("stage1", prof.base_config()), ("stage2", prof.copy_config()), ("stage3", prof.facts_config()))
+    for name, cfg in stages[first - 1:]:
         cfg = replace(cfg, checkpoint=previous, out_dir=str(out / name), save_every=0, progress=False)
         if not (out / name / "summary.json").exists():
             t = time.time(); s = Trainer(cfg).fit()

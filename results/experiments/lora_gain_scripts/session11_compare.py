@@ -29,12 +29,13 @@ def interval(diff: np.ndarray) -> str:
     return f"{diff.mean() * 100:+5.1f} [{lo * 100:+5.1f}, {hi * 100:+5.1f}]"
 
 
-control = sys.argv[1]
-for name in sys.argv[2:]:
-    common = [s for s in seeds(name) if s in seeds(control)]
-    for mode in ("score", "generate"):
-        zero = per_question(f"{EXP}/zero", mode)
-        ctl, var = mean_over(control, common, mode).loc[zero.index], mean_over(name, common, mode).loc[zero.index]
-        print(f"{name:8s} {mode:8s} seeds {','.join(common)}: {control} {ctl.mean() * 100:5.1f}  {name} "
-              f"{var.mean() * 100:5.1f}  {name} - {control} {interval((var - ctl).to_numpy())}  "
-              f"{name} - base {interval((var - zero).to_numpy())}")
+if __name__ == "__main__":
+    control = sys.argv[1]
+    for name in sys.argv[2:]:
+        common = [s for s in seeds(name) if s in seeds(control)]
+        for mode in ("score", "generate"):
+            zero = per_question(f"{EXP}/zero", mode)
+            ctl, var = mean_over(control, common, mode).loc[zero.index], mean_over(name, common, mode).loc[zero.index]
+            print(f"{name:8s} {mode:8s} seeds {','.join(common)}: {control} {ctl.mean() * 100:5.1f}  {name} "
+                  f"{var.mean() * 100:5.1f}  {name} - {control} {interval((var - ctl).to_numpy())}  "
+                  f"{name} - base {interval((var - zero).to_numpy())}")
