@@ -2,7 +2,7 @@
 zero-shot base (EXP/<name>_zero when the variant has a base of its own, else EXP/zero), on train.val: per-question
 mean over the K orders and the seeds, paired bootstrap over questions (2000 draws, 95%); then per seed the
 unparsed share of generations and the position bias (total variation) in scoring, with the base's.
-usage: EXP=/tmp/s12/exp python session12_compare.py CONTROL VARIANT ..."""
+usage: EXP=work/exp12 python session12_compare.py CONTROL VARIANT ..."""
 import json, os, sys
 from session11_compare import EXP, interval, mean_over, per_question, seeds
 

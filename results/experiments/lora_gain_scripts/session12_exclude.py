@@ -5,8 +5,8 @@ generations name a class of the question's type that the options leave out ("kno
 listing beep / bell / siren / horn): the LM answers from what it believes, not from the list. Intersecting what it
 believes with what is listed is a reading skill no benchmark question type teaches.
 Starts from the pipeline's stage-1 final; stages 2 and 3 with the pipeline's hyperparameters.
-Ran on the package of 13698ef. From 2e65b16 on, the package's own copy_question is design E (it renders the same
-lines, checked over 12,000 seeds), so this patch would apply it twice: check out 13698ef to rerun it.
+Ran on the package of 13698ef. The package of 2e65b16 had design E in its own copy_question (the same lines,
+checked over 12,000 seeds; this patch would apply it twice there); it was taken back (lab record, twelfth session).
 usage: python session12_exclude.py STAGE1_FINAL OUT_DIR   (then session12_lora.py OUT_DIR/base ...)"""
 import os, sys
 from pathlib import Path
