@@ -22,7 +22,8 @@ for name in sys.argv[1:]:
         zero = per_question(base_of(name), mode)
         ctl, var = mean_over(control, common, mode).loc[zero.index], mean_over(name, common, mode).loc[zero.index]
         print(f"{name:8s} {mode:8s} seeds {','.join(common)}: {name} {var.mean() * 100:5.1f}  "
-              f"{name} - {control} {interval((var - ctl).to_numpy())}  {name} - its base {interval((var - zero).to_numpy())}")
+              f"{name} - {control} {interval((var - ctl).to_numpy())}  "
+              f"{name} - its base {interval((var - zero).to_numpy())}")
     base = result(base_of(name))
     rows = [f"s{s}: {result(f'{EXP}/{name}_s{s}')['generate']['unparsed_rate'] * 100:.1f}% / "
             f"{result(f'{EXP}/{name}_s{s}')['score']['position_tv']:.3f}" for s in seeds(name)]
