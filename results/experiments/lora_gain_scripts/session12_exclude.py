@@ -7,7 +7,7 @@ believes with what is listed is a reading skill no benchmark question type teach
 Starts from the pipeline's stage-1 final; stages 2 and 3 with the pipeline's hyperparameters.
 Ran on the package of 13698ef. The package of 2e65b16 had design E in its own copy_question (the same lines,
 checked over 12,000 seeds; this patch would apply it twice there); it was taken back (lab record, twelfth session).
-usage: python session12_exclude.py STAGE1_FINAL OUT_DIR   (then session12_lora.py OUT_DIR/base ...)"""
+usage: [VOCAB=1] python session12_exclude.py STAGE1_FINAL OUT_DIR   (then session12_lora.py OUT_DIR/base ...)"""
 import os, sys
 from pathlib import Path
 import numpy as np
@@ -18,6 +18,9 @@ from aqa_utils.data.mini import generic
 from session10_calls import train_stages
 
 EITHER = ("it is {a} or {b}.", "{a} or {b}, one of them.", "either {a} or {b}.", "hint: {a} or {b}.")
+# VOCAB=1: templates whose every token is in af2-tiny's vocabulary (" them" and "either" are not; lab record).
+if os.environ.get("VOCAB") == "1":
+    EITHER = ("it is {a} or {b}.", "{a} or {b}.", "the answer is {a} or {b}.", "hint: {a} or {b}.")
 
 
 def exclusion_copy_question(rng: np.random.Generator):
