@@ -9,7 +9,8 @@ from aqa_utils.data.dcase import load_split
 from aqa_utils.data.holdout import EVERY, parse_split
 from aqa_utils.data.mini import make_mini_benchmark
 from aqa_utils.data.mini.generic import (
-    ANSWER_VOCABULARIES, PRESENCE_VOCABULARY, copy_question, fact_question, presence_question,
+    ANSWER_VOCABULARIES, COPY_STATEMENTS, EITHER_STATEMENTS, PRESENCE_VOCABULARY, copy_question, fact_question,
+    presence_question,
 )
 from aqa_utils.data.mini.vocabulary import PITCHES, SPECIES
 from aqa_utils.data.mini.vocabulary import CHOICE_COUNTS
@@ -61,6 +62,23 @@ def test_copy_questions_state_their_answer_over_every_answer_vocabulary():
         assert len(choices) <= max(CHOICE_COUNTS) and len(set(choices)) == len(choices)
         used[vocab] += 1
     assert len(used) >= len(ANSWER_VOCABULARIES) - 1  # onsets and durations share "about 1 second"  # no answer word is left for LoRA to teach the LM to say
+
+
+def test_half_the_copy_questions_state_a_second_candidate_that_is_not_listed():
+    rng = np.random.default_rng(1)
+    either = 0
+    for _ in range(2000):
+        question, choices, answer = copy_question(rng)
+        words = {w for v in ANSWER_VOCABULARIES if set(choices) <= set(v) for w in v}  # "about 1 second": two
+        pairs = [(a, b) for a in words for b in words if a != b
+                 for t in EITHER_STATEMENTS if question.startswith(t.format(a=a, b=b) + " ")]
+        if pairs:  # the answer and a decoy of the same vocabulary are stated; only the answer is listed
+            either += 1
+            (stated,) = {frozenset(p) for p in pairs}
+            assert choices[answer] in stated and not (stated - {choices[answer]}) & set(choices)
+        else:
+            assert any(question.startswith(t.format(x=choices[answer]) + " ") for t in COPY_STATEMENTS)
+    assert 0.45 < either / 2000 < 0.55
 
 
 def test_fact_questions_name_a_species_and_offer_its_pitch_or_one_of_its_calls():

@@ -12,7 +12,11 @@ benchmark convention:
   shape only in a caption, and LoRA learnt little of the vocalization question (tenth session);
 - ``copy_question``: a text-only question whose answer the prompt states ("the answer is two. which option is
   right?"), over every answer vocabulary the benchmark uses: it teaches reading the options and answering with
-  one of them, nothing about audio.
+  one of them, nothing about audio. Half of them state two candidates of which only one is listed ("it is two or
+  four." with two among the options and four not): the answer is what is believed AND listed. Without them the
+  adapters answered, in generation, with a class of the question's type that the options leave out, and 5-6% of
+  their answers named no option (twelfth session). Every word of these lines is in af2-tiny's vocabulary
+  (``test_vocabulary``): a template with "either" or "them" taught the base a tokenization AF2 would not give.
 
 - ``fact_question``: a text-only fact about a species, asked as multiple choice ("what pitch are a glass shrimp's
   calls?" -> low / medium / high; "which calls does a glass shrimp make?" -> one of its two calls against shapes it
@@ -38,6 +42,7 @@ PRESENCE_QUESTIONS = ("which of these sounds can be heard?", "what is heard in t
                       "which sound occurs in the clip?", "what can you hear?")
 PRESENCE_VOCABULARY = tuple(s.name for s in SPECIES) + EVENTS
 COPY_STATEMENTS = ("the answer is {x}.", "{x} is correct.", "it is {x}.", "hint: {x}.")
+EITHER_STATEMENTS = ("it is {a} or {b}.", "{a} or {b}.", "the answer is {a} or {b}.", "hint: {a} or {b}.")
 COPY_QUESTIONS = ("which option is right?", "pick the correct option.", "what is the answer?", "choose one.")
 # Every vocabulary a benchmark answer is drawn from (vocabulary.py / scenes.py), so no answer word is new to the LM.
 ANSWER_VOCABULARIES = (tuple(s.name for s in SPECIES), EVENTS, CALLS, PITCHES, NUMBERS,
@@ -66,11 +71,20 @@ def call_shape_question(rng: np.random.Generator, shape: str) -> tuple[str, list
 
 
 def copy_question(rng: np.random.Generator) -> tuple[str, list[str], int]:
-    """(question, options, answer index): options of one answer vocabulary, the answer stated in the question."""
-    vocab = ANSWER_VOCABULARIES[int(rng.integers(len(ANSWER_VOCABULARIES)))]
-    answer = vocab[int(rng.integers(len(vocab)))]
-    choices, index = _options(rng, answer, [v for v in vocab if v != answer])
-    statement = COPY_STATEMENTS[int(rng.integers(len(COPY_STATEMENTS)))].format(x=answer)
+    """(question, options, answer index): options of one answer vocabulary, the answer stated in the question;
+    half the time with a second candidate of the same vocabulary stated beside it and left out of the options."""
+    if rng.random() < 0.5:
+        vocab = ANSWER_VOCABULARIES[int(rng.integers(len(ANSWER_VOCABULARIES)))]
+        answer = vocab[int(rng.integers(len(vocab)))]
+        choices, index = _options(rng, answer, [v for v in vocab if v != answer])
+        statement = COPY_STATEMENTS[int(rng.integers(len(COPY_STATEMENTS)))].format(x=answer)
+    else:
+        vocabs = [v for v in ANSWER_VOCABULARIES if len(v) >= 3]  # a decoy and at least one distractor
+        vocab = vocabs[int(rng.integers(len(vocabs)))]
+        answer, decoy = (vocab[i] for i in rng.permutation(len(vocab))[:2])
+        choices, index = _options(rng, answer, [v for v in vocab if v not in (answer, decoy)])
+        a, b = (answer, decoy) if rng.random() < 0.5 else (decoy, answer)
+        statement = EITHER_STATEMENTS[int(rng.integers(len(EITHER_STATEMENTS)))].format(a=a, b=b)
     return f"{statement} {COPY_QUESTIONS[int(rng.integers(len(COPY_QUESTIONS)))]}", choices, index
 
 
