@@ -42,15 +42,18 @@ class CallsToo(Facts):
         return ex.Example(audio, ex.render_question(question, choices), ex.render_answer(choices, answer))
 
 
-def train_stages(start: str, out: Path, first: int = 1) -> None:
+def train_stages(start: str, out: Path, first: int = 1, before=None) -> None:
     """Stages ``first`` .. 3 with the pipeline's hyperparameters from ``start`` (the final of stage ``first`` - 1)
-    on whatever corpus ``aqa_utils.training.examples.CaptionExamples`` is at the time; the base in ``out/base``."""
+    on whatever corpus ``aqa_utils.training.examples.CaptionExamples`` is at the time; the base in ``out/base``.
+    ``before(name)``, if given, runs before each stage is trained (a lab script's per-stage corpus)."""
     prof = profile("full")
     previous = start
     stages = (("stage1", prof.base_config()), ("stage2", prof.copy_config()), ("stage3", prof.facts_config()))
     for name, cfg in stages[first - 1:]:
         cfg = replace(cfg, checkpoint=previous, out_dir=str(out / name), save_every=0, progress=False)
         if not (out / name / "summary.json").exists():
+            if before:
+                before(name)
             t = time.time(); s = Trainer(cfg).fit()
             print(name, round(time.time() - t), "s", {k: v for k, v in s.items() if "val" in k}, flush=True)
         previous = str(out / name / "final")
