@@ -140,10 +140,15 @@ def run_jobs(fn: Callable, jobs: Mapping[str, tuple], desc: str, progress: bool 
                     results[name] = result
                     bar.set_postfix_str(name)
                     bar.update(1)
-                pool.close()
-            finally:
+            except BaseException:
                 pool.terminate()  # after an error or Ctrl-C: no worker goes on writing beside the next attempt
                 pool.join()
+                raise
+            # Every job is done: the workers exit on their own. Terminating them here too (as before) raced workers
+            # already exiting, a known way for Pool.terminate to hang (CPython issue 96995). The error path above
+            # keeps it: once, with the cores overloaded, it hung there (test_a_failing_job_raises_in_the_caller).
+            pool.close()
+            pool.join()
     finally:
         bar.close()
     return {name: results[name] for name in names}

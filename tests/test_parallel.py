@@ -1,6 +1,7 @@
 """Jobs side by side (aqa_utils.parallel): results in order, one torch thread in every job wherever it runs, errors
 reach the caller, and work written by workers is byte for byte what one process writes."""
 
+import multiprocessing
 import os
 
 import pytest
@@ -66,6 +67,7 @@ def test_every_job_runs_on_one_thread_and_results_keep_the_order(monkeypatch, jo
     pids = run_jobs(os.getpid, {n: () for n in names}, desc="pids", progress=False)
     # one job at a time runs here; two at a time run in worker processes
     assert (set(pids.values()) == {os.getpid()}) == (jobs == "1")
+    assert not multiprocessing.active_children()  # the workers have exited and been joined, not left running
 
 
 def test_a_failing_job_raises_in_the_caller(monkeypatch):
