@@ -70,22 +70,31 @@ def call_shape_question(rng: np.random.Generator, shape: str) -> tuple[str, list
     return PRESENCE_QUESTIONS[int(rng.integers(len(PRESENCE_QUESTIONS)))], choices, index
 
 
-def copy_question(rng: np.random.Generator) -> tuple[str, list[str], int]:
-    """(question, options, answer index): options of one answer vocabulary, the answer stated in the question;
-    half the time with a second candidate of the same vocabulary stated beside it and left out of the options."""
-    if rng.random() < 0.5:
-        vocab = ANSWER_VOCABULARIES[int(rng.integers(len(ANSWER_VOCABULARIES)))]
-        answer = vocab[int(rng.integers(len(vocab)))]
-        choices, index = _options(rng, answer, [v for v in vocab if v != answer])
-        statement = COPY_STATEMENTS[int(rng.integers(len(COPY_STATEMENTS)))].format(x=answer)
-    else:
-        vocabs = [v for v in ANSWER_VOCABULARIES if len(v) >= 3]  # a decoy and at least one distractor
-        vocab = vocabs[int(rng.integers(len(vocabs)))]
-        answer, decoy = (vocab[i] for i in rng.permutation(len(vocab))[:2])
-        choices, index = _options(rng, answer, [v for v in vocab if v not in (answer, decoy)])
-        a, b = (answer, decoy) if rng.random() < 0.5 else (decoy, answer)
-        statement = EITHER_STATEMENTS[int(rng.integers(len(EITHER_STATEMENTS)))].format(a=a, b=b)
+def stated_copy_question(rng: np.random.Generator) -> tuple[str, list[str], int]:
+    """(question, options, answer index): options of one answer vocabulary, the answer alone stated in the question
+    ("the answer is two. which option is right?")."""
+    vocab = ANSWER_VOCABULARIES[int(rng.integers(len(ANSWER_VOCABULARIES)))]
+    answer = vocab[int(rng.integers(len(vocab)))]
+    choices, index = _options(rng, answer, [v for v in vocab if v != answer])
+    statement = COPY_STATEMENTS[int(rng.integers(len(COPY_STATEMENTS)))].format(x=answer)
     return f"{statement} {COPY_QUESTIONS[int(rng.integers(len(COPY_QUESTIONS)))]}", choices, index
+
+
+def either_copy_question(rng: np.random.Generator) -> tuple[str, list[str], int]:
+    """(question, options, answer index): the answer and a second candidate of its vocabulary stated, only the
+    answer among the options ("it is two or four. which option is right?" with four not listed)."""
+    vocabs = [v for v in ANSWER_VOCABULARIES if len(v) >= 3]  # a decoy and at least one distractor
+    vocab = vocabs[int(rng.integers(len(vocabs)))]
+    answer, decoy = (vocab[i] for i in rng.permutation(len(vocab))[:2])
+    choices, index = _options(rng, answer, [v for v in vocab if v not in (answer, decoy)])
+    a, b = (answer, decoy) if rng.random() < 0.5 else (decoy, answer)
+    statement = EITHER_STATEMENTS[int(rng.integers(len(EITHER_STATEMENTS)))].format(a=a, b=b)
+    return f"{statement} {COPY_QUESTIONS[int(rng.integers(len(COPY_QUESTIONS)))]}", choices, index
+
+
+def copy_question(rng: np.random.Generator) -> tuple[str, list[str], int]:
+    """The base's copy question: ``stated_copy_question`` or, half the time, ``either_copy_question``."""
+    return stated_copy_question(rng) if rng.random() < 0.5 else either_copy_question(rng)
 
 
 FACT_PITCH_QUESTIONS = ("what pitch are a {s}'s calls?", "fact: the pitch of a {s}'s calls.")

@@ -1,13 +1,13 @@
 """Session-13 design W (#15, goals 2 and 3a): V's copy lines (half of them state two candidates and list one,
 the package's ``generic.copy_question`` since a6702b9) in stage 2 only; stage 3 (the species facts) with the plain
-copy lines of design G ("the answer is X."). Why: V's pipeline run and its train.val seeds learnt the pitch question
-less than G's (pitch needs the species heard composed with the fact recalled in stage 3); W asks whether V's lower
-unparsed share survives a stage 3 without the either-lines, and the pitch with it.
+copy lines of design G ("the answer is X.", ``generic.stated_copy_question``). Why: V's pipeline run and its
+train.val seeds learnt the pitch question less than G's (pitch needs the species heard composed with the fact
+recalled in stage 3); W asks whether V's lower unparsed share survives a stage 3 without the either-lines, and the
+pitch with it.
 Starts from the pipeline's stage-1 final; stages 2 and 3 with the pipeline's hyperparameters.
 usage: python session13_stage3plain.py STAGE1_FINAL OUT_DIR   (then session12_lora.py OUT_DIR/base ...)"""
 import os, sys
 from pathlib import Path
-import numpy as np
 import torch
 torch.set_num_threads(int(os.environ.get("THREADS", "1")))
 import aqa_utils.training.examples as ex
@@ -15,17 +15,8 @@ from aqa_utils.data.mini import generic
 from session10_calls import train_stages
 
 
-def stated_copy_question(rng: np.random.Generator):
-    """Design G's copy question (13698ef): the answer alone stated."""
-    vocab = generic.ANSWER_VOCABULARIES[int(rng.integers(len(generic.ANSWER_VOCABULARIES)))]
-    answer = vocab[int(rng.integers(len(vocab)))]
-    choices, index = generic._options(rng, answer, [v for v in vocab if v != answer])
-    statement = generic.COPY_STATEMENTS[int(rng.integers(len(generic.COPY_STATEMENTS)))].format(x=answer)
-    return f"{statement} {generic.COPY_QUESTIONS[int(rng.integers(len(generic.COPY_QUESTIONS)))]}", choices, index
-
-
 def per_stage(name: str) -> None:
-    ex.copy_question = generic.copy_question if name == "stage2" else stated_copy_question
+    ex.copy_question = generic.copy_question if name == "stage2" else generic.stated_copy_question
 
 
 if __name__ == "__main__":
