@@ -1,8 +1,7 @@
 """How a multiple-choice question is written: the six label formats, the rendered prompt and its target.
 
 A prompt is rendered in the style AF2 was trained on: ``Question? (A) xxx. (B) yyy. (C) zzz.`` The target answer
-repeats the chosen label in the same format plus the option text, e.g. ``(B) yyy``: a model then learns to name
-the label (robust to paraphrase) and the text (so text matching still works if it drops the label).
+is the chosen option's text alone, e.g. ``yyy``, whatever label format the prompt used (``render_answer``).
 Evaluation uses one fixed format, ``EVAL_FORMAT`` (the report's (A)-(F)).
 
 AF2 lower-cases prompt and answer (``prompt.prompt_text``), so ``A.`` / ``a.`` and ``(A)`` / ``(a)`` become the
