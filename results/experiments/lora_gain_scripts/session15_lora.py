@@ -9,7 +9,8 @@ from pathlib import Path
 import session10_lora
 from aqa_utils.training import trainer as trainer_module
 
-if __name__ == "__main__":
+def run() -> None:
+    """The control's settings over the package's recipe, then session10_lora's run and evaluation (argv, SEED)."""
     settings = dict(epochs=int(os.environ.get("EPOCHS", "6")), lr=float(os.environ.get("LR", "1e-3")),
                     spec_augment=False)
     init = trainer_module.Trainer.__init__
@@ -19,3 +20,7 @@ if __name__ == "__main__":
 
     trainer_module.Trainer.__init__ = with_settings
     session10_lora.main(sys.argv[1], Path(sys.argv[2]), int(os.environ.get("SEED", "0")))
+
+
+if __name__ == "__main__":
+    run()

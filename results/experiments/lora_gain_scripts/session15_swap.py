@@ -7,11 +7,10 @@ the audio does not settle the answer. A mismatched clip is that situation: the a
 options, and only the options say which classes are possible. (SpecAugment did something like it, with fewer
 unparsed generations, but its masks hid the mel band that names a species and its pitch.)
 usage: SEED=0 [SWAP=0.2] python session15_swap.py BASE_DIR OUT_DIR"""
-import dataclasses, os, sys
-from pathlib import Path
+import dataclasses, os
 import numpy as np
-import session10_lora
-from aqa_utils.training import examples as examples_module, trainer as trainer_module
+import session15_lora
+from aqa_utils.training import examples as examples_module
 
 SWAP = float(os.environ.get("SWAP", "0.2"))
 plain_get = examples_module.QuestionExamples.get
@@ -31,12 +30,4 @@ def get(self, index, epoch):
 examples_module.QuestionExamples.get = get
 
 if __name__ == "__main__":
-    settings = dict(epochs=int(os.environ.get("EPOCHS", "6")), lr=float(os.environ.get("LR", "1e-3")),
-                    spec_augment=False)
-    init = trainer_module.Trainer.__init__
-
-    def with_settings(self, cfg, *args, **kwargs):
-        init(self, dataclasses.replace(cfg, **settings), *args, **kwargs)
-
-    trainer_module.Trainer.__init__ = with_settings
-    session10_lora.main(sys.argv[1], Path(sys.argv[2]), int(os.environ.get("SEED", "0")))
+    session15_lora.run()

@@ -7,13 +7,12 @@ options stop at three, the sound named in a next_event question); plain next-tok
 The validation loss is the plain one (the term is added only while gradients are on). A class vocabulary per type
 is the union of the train split's options for that type.
 usage: SEED=0 [UL=1] python session15_unlikely.py BASE_DIR OUT_DIR"""
-import dataclasses, os, sys
+import os
 from collections import defaultdict
-from pathlib import Path
 import torch
-import session10_lora
+import session15_lora
 from aqa_utils.data.prompt import AF2Tokens, train_text, _ids
-from aqa_utils.training import examples as examples_module, objectives, trainer as trainer_module
+from aqa_utils.training import examples as examples_module, objectives
 from aqa_utils.data.augment import training_example
 import numpy as np
 
@@ -78,12 +77,4 @@ def loss_sum(self, module, core, batch, device, autocast):
 objectives.LanguageModelling.loss_sum = loss_sum
 
 if __name__ == "__main__":
-    settings = dict(epochs=int(os.environ.get("EPOCHS", "6")), lr=float(os.environ.get("LR", "1e-3")),
-                    spec_augment=False)
-    init = trainer_module.Trainer.__init__
-
-    def with_settings(self, cfg, *args, **kwargs):
-        init(self, dataclasses.replace(cfg, **settings), *args, **kwargs)
-
-    trainer_module.Trainer.__init__ = with_settings
-    session10_lora.main(sys.argv[1], Path(sys.argv[2]), int(os.environ.get("SEED", "0")))
+    session15_lora.run()
