@@ -11,8 +11,9 @@ from pathlib import Path
 import session10_lora
 from aqa_utils.training import trainer as trainer_module
 
-if __name__ == "__main__":
-    settings = dict(epochs=int(os.environ.get("EPOCHS", "3")), lr=3e-3, spec_augment=os.environ.get("SPEC", "1") != "0")
+def run_with(settings: dict) -> None:
+    """``settings`` (TrainConfig fields) over the package's recipe in every Trainer, then session10_lora's run and
+    evaluation (argv: BASE_DIR OUT_DIR; env SEED)."""
     init = trainer_module.Trainer.__init__
 
     def with_settings(self, cfg, *args, **kwargs):
@@ -20,3 +21,7 @@ if __name__ == "__main__":
 
     trainer_module.Trainer.__init__ = with_settings
     session10_lora.main(sys.argv[1], Path(sys.argv[2]), int(os.environ.get("SEED", "0")))
+
+
+if __name__ == "__main__":
+    run_with(dict(epochs=int(os.environ.get("EPOCHS", "3")), lr=3e-3, spec_augment=os.environ.get("SPEC", "1") != "0"))

@@ -4,22 +4,14 @@ lr 1e-3 (the sweep's choice at 6 epochs), laion-clap's SpecAugment off. Its sett
 configs/tiny/full.yaml, so the control reproduces on a later package. EPOCHS=4 is the variant: fewer epochs, for
 the unparsed share (the 3-epoch recipe left fewer generations unparsed) and for the run time. SEED=-1: the base alone.
 usage: SEED=0 [EPOCHS=4] [LR=1e-3] python session15_lora.py BASE_DIR OUT_DIR"""
-import dataclasses, os, sys
-from pathlib import Path
-import session10_lora
-from aqa_utils.training import trainer as trainer_module
+import os
+import session14_lora
+
 
 def run() -> None:
     """The control's settings over the package's recipe, then session10_lora's run and evaluation (argv, SEED)."""
-    settings = dict(epochs=int(os.environ.get("EPOCHS", "6")), lr=float(os.environ.get("LR", "1e-3")),
-                    spec_augment=False)
-    init = trainer_module.Trainer.__init__
-
-    def with_settings(self, cfg, *args, **kwargs):
-        init(self, dataclasses.replace(cfg, **settings), *args, **kwargs)
-
-    trainer_module.Trainer.__init__ = with_settings
-    session10_lora.main(sys.argv[1], Path(sys.argv[2]), int(os.environ.get("SEED", "0")))
+    session14_lora.run_with(dict(epochs=int(os.environ.get("EPOCHS", "6")), lr=float(os.environ.get("LR", "1e-3")),
+                                 spec_augment=False))
 
 
 if __name__ == "__main__":
