@@ -1,0 +1,77 @@
+"""Session-16 driver (#15, goal 3a), a lab-only design S: the control's recipe (session15_lora.py: 6 epochs, lr 1e-3,
+SpecAugment off) with label smoothing restricted to the shown options. At each answer token where the shown options
+could go on differently (the options whose tokens agree with the target so far), the target puts 1 - EPS on the
+answer's token and spreads EPS over the other options' tokens there; elsewhere it is the plain next-token loss.
+Why: the unparsed generations name a class the options leave out, and once the adapters fit a training clip the
+options no longer matter to the loss. With the mass kept on the listed alternatives, every training step asks the
+model to know which classes are listed, on fitted clips too (unlike U's penalty, which vanished once the unlisted
+classes had no mass). The validation loss is the plain one.
+usage: SEED=0 [EPS=0.1] python session16_smooth.py BASE_DIR OUT_DIR"""
+import os
+import numpy as np
+import torch
+import session15_lora
+from aqa_utils.data.augment import training_example
+from aqa_utils.data.prompt import AF2Tokens, train_text, _ids
+from aqa_utils.training import examples as examples_module, objectives
+
+EPS = float(os.environ.get("EPS", "0.1"))
+
+
+def get(self, index, epoch):
+    q = self.questions[index]
+    mc = training_example(q, np.random.default_rng([self.seed, epoch, index])) if self.train \
+        else examples_module.eval_example(q)
+    e = examples_module.Example(q.audio_path, mc.prompt, mc.target)
+    e.choices = [c.strip() for c in mc.choices]
+    return e
+
+
+examples_module.QuestionExamples.get = get
+ANSWER: dict[str, list[int]] = {}
+
+
+def answer_ids(tokenizer, sep, text):
+    """The tokens after <SEP> when ``text`` is the answer (the answer is tokenized apart from the prompt)."""
+    if text not in ANSWER:
+        ids = _ids(tokenizer, train_text("x", text))
+        ANSWER[text] = ids[ids.index(sep) + 1:]
+    return ANSWER[text]
+
+
+def loss_sum(self, module, core, batch, device, autocast):
+    text = {k: v.to(device) for k, v in self.collate([(e.prompt, e.target) for e in batch]).items()}
+    if not torch.is_grad_enabled():
+        with autocast():
+            return module(text["input_ids"], text["attention_mask"], labels=text["labels"],
+                          **self._audio(core, batch, device, autocast)).loss_sum
+    tok = self.collate.tokenizer
+    sep = AF2Tokens.of(tok).sep
+    with autocast():
+        audio = self._audio(core, batch, device, autocast)
+        memory = core.encode_audio(audio["windows"], audio["window_mask"])
+        hidden, _ = core._hidden_states(text["input_ids"], text["attention_mask"], memory)
+        targets = text["labels"][:, 1:]
+        rows, cols = (targets != -100).nonzero(as_tuple=True)
+        logp = core.lang_encoder.lm_head(hidden[rows, cols]).float().log_softmax(-1)
+        truth = targets[rows, cols]
+        loss = -logp[torch.arange(len(truth)), truth]
+        start = 0
+        for i, e in enumerate(batch):
+            n = int((rows == i).sum())
+            mine = truth[start:start + n].tolist()
+            assert mine == answer_ids(tok, sep, e.target), (mine, e.target)
+            options = [answer_ids(tok, sep, c) for c in e.choices if c != e.target.strip()]
+            for k in range(n):
+                others = sorted({o[k] for o in options if len(o) > k and o[:k] == mine[:k]} - {mine[k]})
+                if others:
+                    row = logp[start + k]
+                    loss[start + k] = -(1 - EPS) * row[mine[k]] - EPS * row[others].mean()
+            start += n
+    return loss.sum()
+
+
+objectives.LanguageModelling.loss_sum = loss_sum
+
+if __name__ == "__main__":
+    session15_lora.run()
