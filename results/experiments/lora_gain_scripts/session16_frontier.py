@@ -1,0 +1,53 @@
+"""Session-16 summary (#15, goal 3a): every LoRA design tried against the unparsed generations in the fifteenth and
+sixteenth sessions, on the same base (V2) and `train.val` (296 questions, K=4, both modes), one row per run, from
+each run's result.json under EXP: results/experiments/unparsed_designs.csv. Then the figure unparsed_designs.png:
+accuracy (scoring, and generation) against the unparsed share of generations, one point per run, with the bar.
+usage: EXP=work/exp15 python session16_frontier.py"""
+import json, os
+from pathlib import Path
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+EXP = Path(os.environ.get("EXP", "work/exp15"))
+OUT = Path(__file__).resolve().parent.parent
+DESIGNS = {  # name in EXP: what it changes against the control C (6 epochs, lr 1e-3, SpecAugment off)
+    "C": "control", "E4": "4 epochs", "E8": "8 epochs", "U": "unlikelihood on unlisted classes",
+    "D": "clip swap 20%", "N3": "3,000 questions x 3 epochs", "N4": "2,250 questions x 4 epochs",
+    "S": "option label smoothing 0.1", "Sa": "option label smoothing 0.03", "RX": "copy-line replay",
+    "T": "SpecAugment time stripes", "LB": "labelled answers, base too", "L": "labelled answers",
+}
+
+rows = []
+for name, change in DESIGNS.items():
+    for seed in range(3):
+        f = EXP / f"{name}_s{seed}" / "result.json"
+        if f.exists():
+            r = json.loads(f.read_text())
+            rows.append({"design": name, "change": change, "seed": seed,
+                         "score": r["score"]["mean_accuracy"], "generate": r["generate"]["mean_accuracy"],
+                         "unparsed": r["generate"]["unparsed_rate"], "position_tv_score": r["score"]["position_tv"]})
+runs = pd.DataFrame(rows)
+runs.to_csv(OUT / "unparsed_designs.csv", index=False)
+
+shown = runs[runs.unparsed < 0.2]  # L and LB (67-90% unparsed) are in the table, off this chart
+colours = dict(zip(DESIGNS, plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]))
+fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharex=True)
+for ax, mode in zip(axes, ("score", "generate")):
+    for name, group in shown.groupby("design", sort=False):
+        ax.scatter(group.unparsed * 100, group[mode] * 100, s=90 if name == "C" else 28, color=colours[name],
+                   marker="*" if name == "C" else "o", label=f"{name}: {DESIGNS[name]}", zorder=3 if name == "C" else 2)
+        ax.annotate(name, (group.unparsed.mean() * 100, group[mode].mean() * 100), fontsize=8, color=colours[name],
+                    xytext=(3, 3), textcoords="offset points")
+    ax.axvline(5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("generations unparsed, % (goal 3a: at most 5)")
+    ax.set_ylabel(f"{mode} accuracy, mean over K=4 orders, %")
+    ax.set_title(f"{mode} mode (points: seeds; labels: design means)", fontsize=9)
+handles, labels = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+fig.suptitle("Designs against the unparsed generations: LoRA r=8 on the pipeline's base V2, train.val (296 questions)",
+             fontsize=10)
+fig.tight_layout(rect=(0, 0.14, 1, 1))
+fig.savefig(OUT / "unparsed_designs.png", dpi=110)
+print(runs.groupby("design", sort=False)[["score", "generate", "unparsed"]].mean().round(3).to_string())
