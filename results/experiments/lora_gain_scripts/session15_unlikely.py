@@ -11,7 +11,8 @@ import os
 from collections import defaultdict
 import torch
 import session15_lora
-from aqa_utils.data.prompt import AF2Tokens, train_text, _ids
+from answer_states import loss_with
+from aqa_utils.data.prompt import train_text, _ids
 from aqa_utils.training import examples as examples_module, objectives
 from aqa_utils.data.augment import training_example
 import numpy as np
@@ -46,35 +47,22 @@ def first_token(tokenizer, sep, prompt, text):
     return FIRST[text]
 
 
-def loss_sum(self, module, core, batch, device, autocast):
-    text = {k: v.to(device) for k, v in self.collate([(e.prompt, e.target) for e in batch]).items()}
-    if not torch.is_grad_enabled():
-        with autocast():
-            return module(text["input_ids"], text["attention_mask"], labels=text["labels"],
-                          **self._audio(core, batch, device, autocast)).loss_sum
-    tok = self.collate.tokenizer
-    sep = AF2Tokens.of(tok).sep
-    with autocast():
-        audio = self._audio(core, batch, device, autocast)
-        memory = core.encode_audio(audio["windows"], audio["window_mask"])
-        hidden, _ = core._hidden_states(text["input_ids"], text["attention_mask"], memory)
-        targets = text["labels"][:, 1:]
-        rows, cols = (targets != -100).nonzero(as_tuple=True)
-        logits = core.lang_encoder.lm_head(hidden[rows, cols]).float()
-        loss = torch.nn.functional.cross_entropy(logits, targets[rows, cols], reduction="sum")
-        starts = [int(cols[rows == i].min()) for i in range(len(batch))]
-        first_logits = core.lang_encoder.lm_head(hidden[torch.arange(len(batch)), torch.tensor(starts)]).float()
-        logp = first_logits.log_softmax(-1)
-        for i, e in enumerate(batch):
-            shown = {first_token(tok, sep, e.prompt, c) for c in e.choices}
-            banned = sorted({first_token(tok, sep, e.prompt, c) for c in VOCAB[e.qtype] if c not in e.choices} - shown)
-            if banned:
-                p = logp[i, banned].exp().clamp(max=1 - 1e-6)
-                loss = loss - WEIGHT * torch.log1p(-p).sum()
+def unlikely(self, core, batch, hidden, rows, cols, targets, tok, sep):
+    logits = core.lang_encoder.lm_head(hidden[rows, cols]).float()
+    loss = torch.nn.functional.cross_entropy(logits, targets[rows, cols], reduction="sum")
+    starts = [int(cols[rows == i].min()) for i in range(len(batch))]
+    first_logits = core.lang_encoder.lm_head(hidden[torch.arange(len(batch)), torch.tensor(starts)]).float()
+    logp = first_logits.log_softmax(-1)
+    for i, e in enumerate(batch):
+        shown = {first_token(tok, sep, e.prompt, c) for c in e.choices}
+        banned = sorted({first_token(tok, sep, e.prompt, c) for c in VOCAB[e.qtype] if c not in e.choices} - shown)
+        if banned:
+            p = logp[i, banned].exp().clamp(max=1 - 1e-6)
+            loss = loss - WEIGHT * torch.log1p(-p).sum()
     return loss
 
 
-objectives.LanguageModelling.loss_sum = loss_sum
+objectives.LanguageModelling.loss_sum = loss_with(unlikely)
 
 if __name__ == "__main__":
     session15_lora.run()

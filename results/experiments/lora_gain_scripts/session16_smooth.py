@@ -11,8 +11,9 @@ import os
 import numpy as np
 import torch
 import session15_lora
+from answer_states import loss_with
 from aqa_utils.data.augment import training_example
-from aqa_utils.data.prompt import AF2Tokens, train_text, _ids
+from aqa_utils.data.prompt import train_text, _ids
 from aqa_utils.training import examples as examples_module, objectives
 
 EPS = float(os.environ.get("EPS", "0.1"))
@@ -39,39 +40,26 @@ def answer_ids(tokenizer, sep, text):
     return ANSWER[text]
 
 
-def loss_sum(self, module, core, batch, device, autocast):
-    text = {k: v.to(device) for k, v in self.collate([(e.prompt, e.target) for e in batch]).items()}
-    if not torch.is_grad_enabled():
-        with autocast():
-            return module(text["input_ids"], text["attention_mask"], labels=text["labels"],
-                          **self._audio(core, batch, device, autocast)).loss_sum
-    tok = self.collate.tokenizer
-    sep = AF2Tokens.of(tok).sep
-    with autocast():
-        audio = self._audio(core, batch, device, autocast)
-        memory = core.encode_audio(audio["windows"], audio["window_mask"])
-        hidden, _ = core._hidden_states(text["input_ids"], text["attention_mask"], memory)
-        targets = text["labels"][:, 1:]
-        rows, cols = (targets != -100).nonzero(as_tuple=True)
-        logp = core.lang_encoder.lm_head(hidden[rows, cols]).float().log_softmax(-1)
-        truth = targets[rows, cols]
-        loss = -logp[torch.arange(len(truth)), truth]
-        start = 0
-        for i, e in enumerate(batch):
-            n = int((rows == i).sum())
-            mine = truth[start:start + n].tolist()
-            assert mine == answer_ids(tok, sep, e.target), (mine, e.target)
-            options = [answer_ids(tok, sep, c) for c in e.choices if c != e.target.strip()]
-            for k in range(n):
-                others = sorted({o[k] for o in options if len(o) > k and o[:k] == mine[:k]} - {mine[k]})
-                if others:
-                    row = logp[start + k]
-                    loss[start + k] = -(1 - EPS) * row[mine[k]] - EPS * row[others].mean()
-            start += n
+def smoothed(self, core, batch, hidden, rows, cols, targets, tok, sep):
+    logp = core.lang_encoder.lm_head(hidden[rows, cols]).float().log_softmax(-1)
+    truth = targets[rows, cols]
+    loss = -logp[torch.arange(len(truth)), truth]
+    start = 0
+    for i, e in enumerate(batch):
+        n = int((rows == i).sum())
+        mine = truth[start:start + n].tolist()
+        assert mine == answer_ids(tok, sep, e.target), (mine, e.target)
+        options = [answer_ids(tok, sep, c) for c in e.choices if c != e.target.strip()]
+        for k in range(n):
+            others = sorted({o[k] for o in options if len(o) > k and o[:k] == mine[:k]} - {mine[k]})
+            if others:
+                row = logp[start + k]
+                loss[start + k] = -(1 - EPS) * row[mine[k]] - EPS * row[others].mean()
+        start += n
     return loss.sum()
 
 
-objectives.LanguageModelling.loss_sum = loss_sum
+objectives.LanguageModelling.loss_sum = loss_with(smoothed)
 
 if __name__ == "__main__":
     session15_lora.run()
