@@ -16,7 +16,8 @@ DESIGNS = {  # name in EXP: what it changes against the control C (6 epochs, lr 
     "C": "control", "E4": "4 epochs", "E8": "8 epochs", "U": "unlikelihood on unlisted classes",
     "D": "clip swap 20%", "N3": "3,000 questions x 3 epochs", "N4": "2,250 questions x 4 epochs",
     "S": "option label smoothing 0.1", "Sa": "option label smoothing 0.03", "RX": "copy-line replay",
-    "T": "SpecAugment time stripes", "LB": "labelled answers, base too", "L": "labelled answers",
+    "T": "SpecAugment time stripes", "G": "batches grouped by clip", "A": "adapters on the audio side only",
+    "LB": "labelled answers, base too", "L": "labelled answers",
 }
 
 rows = []
@@ -31,13 +32,14 @@ for name, change in DESIGNS.items():
 runs = pd.DataFrame(rows)
 runs.to_csv(OUT / "unparsed_designs.csv", index=False)
 
-shown = runs[runs.unparsed < 0.2]  # L and LB (67-90% unparsed) are in the table, off this chart
+shown = runs[runs.unparsed < 0.2]  # A, L and LB (23-90% unparsed) are in the table, off this chart
 colours = dict(zip(DESIGNS, plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]))
+markers = dict(zip(DESIGNS, "*osD^vPXhp<>d8H"))
 fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharex=True)
 for ax, mode in zip(axes, ("score", "generate")):
     for name, group in shown.groupby("design", sort=False):
         ax.scatter(group.unparsed * 100, group[mode] * 100, s=90 if name == "C" else 28, color=colours[name],
-                   marker="*" if name == "C" else "o", label=f"{name}: {DESIGNS[name]}", zorder=3 if name == "C" else 2)
+                   marker=markers[name], label=f"{name}: {DESIGNS[name]}", zorder=3 if name == "C" else 2)
         ax.annotate(name, (group.unparsed.mean() * 100, group[mode].mean() * 100), fontsize=8, color=colours[name],
                     xytext=(3, 3), textcoords="offset points")
     ax.axvline(5, color="grey", linestyle="--", linewidth=1)
