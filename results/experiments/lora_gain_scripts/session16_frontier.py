@@ -16,7 +16,8 @@ DESIGNS = {  # name in EXP: what it changes against the control C (6 epochs, lr 
     "C": "control", "E4": "4 epochs", "E8": "8 epochs", "U": "unlikelihood on unlisted classes",
     "D": "clip swap 20%", "N3": "3,000 questions x 3 epochs", "N4": "2,250 questions x 4 epochs",
     "S": "option label smoothing 0.1", "Sa": "option label smoothing 0.03", "RX": "copy-line replay",
-    "T": "SpecAugment time stripes", "G": "batches grouped by clip", "A": "adapters on the audio side only",
+    "T": "SpecAugment time stripes", "G": "batches grouped by clip", "XA": "adapters on the cross-attention too",
+    "A": "adapters on the audio side only",
     "LB": "labelled answers, base too", "L": "labelled answers",
 }
 
@@ -34,7 +35,7 @@ runs.to_csv(OUT / "unparsed_designs.csv", index=False)
 
 shown = runs[runs.unparsed < 0.2]  # A, L and LB (23-90% unparsed) are in the table, off this chart
 colours = dict(zip(DESIGNS, plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]))
-markers = dict(zip(DESIGNS, "*osD^vPXhp<>d8H"))
+markers = dict(zip(DESIGNS, "*osD^vPXhp<>d8H*"))
 fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharex=True)
 for ax, mode in zip(axes, ("score", "generate")):
     for name, group in shown.groupby("design", sort=False):
