@@ -1,8 +1,23 @@
 """A lab loss over a training batch's answer positions, computed on the model's own loss path (AF2Model.forward
-with labels), for losses that need more than the plain next-token loss (session15_unlikely.py, session16_smooth.py).
+with labels), for losses that need more than the plain next-token loss (session15_unlikely.py, session16_smooth.py),
+and the examples they read.
 Steps without gradients (the validation loss) keep the package's loss."""
+import numpy as np
 import torch
+from aqa_utils.data.augment import training_example
 from aqa_utils.data.prompt import AF2Tokens
+from aqa_utils.training import examples as examples_module
+
+
+def question_example(self, index, epoch):
+    """``QuestionExamples.get`` that also keeps, on the example, the options as shown (``choices``, stripped) and the
+    question type (``qtype``), which the lab terms read."""
+    q = self.questions[index]
+    mc = training_example(q, np.random.default_rng([self.seed, epoch, index])) if self.train \
+        else examples_module.eval_example(q)
+    e = examples_module.Example(q.audio_path, mc.prompt, mc.target)
+    e.choices, e.qtype = [c.strip() for c in mc.choices], q.question_type
+    return e
 
 
 def loss_with(term):

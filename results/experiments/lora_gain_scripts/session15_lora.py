@@ -8,10 +8,11 @@ import os
 import session14_lora
 
 
-def run() -> None:
-    """The control's settings over the package's recipe, then session10_lora's run and evaluation (argv, SEED)."""
-    session14_lora.run_with(dict(epochs=int(os.environ.get("EPOCHS", "6")), lr=float(os.environ.get("LR", "1e-3")),
-                                 spec_augment=False))
+def run(**changes) -> None:
+    """The control's settings over the package's recipe, then ``changes`` (TrainConfig fields) over those, then
+    session10_lora's run and evaluation (argv, SEED)."""
+    control = dict(epochs=int(os.environ.get("EPOCHS", "6")), lr=float(os.environ.get("LR", "1e-3")), spec_augment=False)
+    session14_lora.run_with({**control, **changes})
 
 
 if __name__ == "__main__":

@@ -11,29 +11,20 @@ import os
 from collections import defaultdict
 import torch
 import session15_lora
-from answer_states import loss_with
+from answer_states import loss_with, question_example
 from aqa_utils.data.prompt import train_text, _ids
 from aqa_utils.training import examples as examples_module, objectives
-from aqa_utils.data.augment import training_example
-import numpy as np
 
 WEIGHT = float(os.environ.get("UL", "1"))
 VOCAB: dict[str, set] = defaultdict(set)
 
 
 def get(self, index, epoch):
-    q = self.questions[index]
     if not VOCAB.get("_filled_" + str(id(self))):
         for other in self.questions:
             VOCAB[other.question_type].update(c.strip() for c in other.choices)
         VOCAB["_filled_" + str(id(self))] = True
-    if self.train:
-        mc = training_example(q, np.random.default_rng([self.seed, epoch, index]))
-    else:
-        mc = examples_module.eval_example(q)
-    e = examples_module.Example(q.audio_path, mc.prompt, mc.target)
-    e.choices, e.qtype = [c.strip() for c in mc.choices], q.question_type
-    return e
+    return question_example(self, index, epoch)
 
 
 examples_module.QuestionExamples.get = get

@@ -7,8 +7,9 @@ pipeline's train.val (296 questions; the larger split is an independent draw of 
 is one of them).
 usage: SEED=0 MINI=work/exp16/mini3000 EPOCHS=3 python session16_more.py BASE_DIR OUT_DIR"""
 import os
-import session14_lora
+import session15_lora
 
 if __name__ == "__main__":
-    session14_lora.run_with(dict(data_root=os.environ["MINI"], epochs=int(os.environ["EPOCHS"]), lr=1e-3,
-                                 spec_augment=False))
+    if "EPOCHS" not in os.environ:
+        raise SystemExit("set EPOCHS (3 for mini3000, 4 for mini2250)")
+    session15_lora.run(data_root=os.environ["MINI"])  # the control's lr and SpecAugment; EPOCHS from the env

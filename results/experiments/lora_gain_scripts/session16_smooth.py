@@ -8,27 +8,16 @@ model to know which classes are listed, on fitted clips too (unlike U's penalty,
 classes had no mass). The validation loss is the plain one.
 usage: SEED=0 [EPS=0.1] python session16_smooth.py BASE_DIR OUT_DIR"""
 import os
-import numpy as np
 import torch
 import session15_lora
-from answer_states import loss_with
-from aqa_utils.data.augment import training_example
+from answer_states import loss_with, question_example
 from aqa_utils.data.prompt import train_text, _ids
 from aqa_utils.training import examples as examples_module, objectives
 
 EPS = float(os.environ.get("EPS", "0.1"))
 
 
-def get(self, index, epoch):
-    q = self.questions[index]
-    mc = training_example(q, np.random.default_rng([self.seed, epoch, index])) if self.train \
-        else examples_module.eval_example(q)
-    e = examples_module.Example(q.audio_path, mc.prompt, mc.target)
-    e.choices = [c.strip() for c in mc.choices]
-    return e
-
-
-examples_module.QuestionExamples.get = get
+examples_module.QuestionExamples.get = question_example
 ANSWER: dict[str, list[int]] = {}
 
 

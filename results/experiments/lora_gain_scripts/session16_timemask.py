@@ -6,7 +6,7 @@ session: 5.1 / 5.3 / 5.5% against 5.1 / 6.4 / 7.1% off, 3-epoch recipe), and wha
 usage: SEED=0 [FULL=1] python session16_timemask.py BASE_DIR OUT_DIR"""
 import os
 from torch import nn
-import session14_lora
+import session15_lora
 from aqa_utils.training import trainer as trainer_module
 
 init = trainer_module.Trainer.__init__
@@ -23,4 +23,4 @@ def time_stripes_only(self, cfg, *args, **kwargs):
 trainer_module.Trainer.__init__ = time_stripes_only
 
 if __name__ == "__main__":
-    session14_lora.run_with(dict(epochs=6, lr=1e-3, spec_augment=True))
+    session15_lora.run(spec_augment=True)
