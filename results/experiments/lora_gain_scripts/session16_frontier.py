@@ -1,6 +1,7 @@
-"""Session-16 summary (#15, goal 3a): every LoRA design tried against the unparsed generations in the fifteenth and
-sixteenth sessions, on the same base (V2) and `train.val` (296 questions, K=4, both modes), one row per run, from
-each run's result.json under EXP: results/experiments/unparsed_designs.csv. Then the figure unparsed_designs.png:
+"""Session-16 summary (#15, goal 3a): every LoRA design tried against the unparsed generations since the fifteenth
+session, on the same base (V2) and `train.val` (296 questions, K=4, both modes), one row per run, from each run's
+result.json under EXP: results/experiments/unparsed_designs.csv. A run whose folder is not under EXP keeps its row
+from the CSV (a later session's work dir holds only its own runs). Then the figure unparsed_designs.png:
 accuracy (scoring, and generation) against the unparsed share of generations, one point per run, with the bar.
 usage: EXP=work/exp15 python session16_frontier.py"""
 import json, os
@@ -19,6 +20,7 @@ DESIGNS = {  # name in EXP: what it changes against the control C (6 epochs, lr 
     "T": "SpecAugment time stripes", "G": "batches grouped by clip", "XA": "adapters on the cross-attention too",
     "A": "adapters on the audio side only",
     "LB": "labelled answers, base too", "L": "labelled answers",
+    "M": "same-type clip swap 20%, set target",
 }
 
 rows = []
@@ -30,12 +32,17 @@ for name, change in DESIGNS.items():
             rows.append({"design": name, "change": change, "seed": seed,
                          "score": r["score"]["mean_accuracy"], "generate": r["generate"]["mean_accuracy"],
                          "unparsed": r["generate"]["unparsed_rate"], "position_tv_score": r["score"]["position_tv"]})
-runs = pd.DataFrame(rows)
+kept = pd.read_csv(OUT / "unparsed_designs.csv") if (OUT / "unparsed_designs.csv").exists() else pd.DataFrame(rows)
+measured = {(r["design"], r["seed"]) for r in rows}
+kept = kept[[(d, s) not in measured for d, s in zip(kept.design, kept.seed)]]
+runs = pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
+runs["order"] = runs.design.map(list(DESIGNS).index)
+runs = runs.sort_values(["order", "seed"], kind="stable").drop(columns="order").reset_index(drop=True)
 runs.to_csv(OUT / "unparsed_designs.csv", index=False)
 
 shown = runs[runs.unparsed < 0.2]  # A, L and LB (23-90% unparsed) are in the table, off this chart
 colours = dict(zip(DESIGNS, plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]))
-markers = dict(zip(DESIGNS, "*osD^vPXhp<>d8H*"))
+markers = dict(zip(DESIGNS, "*osD^vPXhp<>d8H*1"))
 fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharex=True)
 for ax, mode in zip(axes, ("score", "generate")):
     for name, group in shown.groupby("design", sort=False):
@@ -54,3 +61,17 @@ fig.suptitle("Designs against the unparsed generations: LoRA r=8 on the pipeline
 fig.tight_layout(rect=(0, 0.14, 1, 1))
 fig.savefig(OUT / "unparsed_designs.png", dpi=110)
 print(runs.groupby("design", sort=False)[["score", "generate", "unparsed"]].mean().round(3).to_string())
+
+# The README's table of these designs, between its markers: written from the CSV, never typed.
+BEGIN, END = "<!-- unparsed-designs:begin -->", "<!-- unparsed-designs:end -->"
+lines = [BEGIN, "", "| design | what it changes against the control | seeds | score, mean % | generate, mean % | "
+         "unparsed per seed % | every seed at most 5% unparsed |", "|---|---|---|---|---|---|---|"]
+for name, group in runs.groupby("design", sort=False):
+    per_seed = " / ".join(f"{100 * u:.2f}" for u in group.unparsed)
+    lines.append(f"| {name} | {DESIGNS[name]} | {len(group)} | {100 * group.score.mean():.1f} | "
+                 f"{100 * group.generate.mean():.1f} | {per_seed} | {'yes' if (group.unparsed <= 0.05).all() else 'no'} |")
+lines += ["", END]
+readme = OUT.parents[1] / "README.md"
+text = readme.read_text()
+start, stop = text.index(BEGIN), text.index(END) + len(END)
+readme.write_text(text[:start] + "\n".join(lines) + text[stop:])
