@@ -21,6 +21,7 @@ DESIGNS = {  # name in EXP: what it changes against the control C (6 epochs, lr 
     "A": "adapters on the audio side only",
     "LB": "labelled answers, base too", "L": "labelled answers",
     "M": "same-type clip swap 20%, set target",
+    "P": "presence questions on the clip 20%",
     "DL": "a base of its own, with a 6-layer LM",
 }
 
@@ -43,7 +44,7 @@ runs.to_csv(OUT / "unparsed_designs.csv", index=False)
 
 shown = runs[runs.unparsed < 0.1]  # A, L, LB and DL (over 10% unparsed) are in the table, off this chart
 colours = dict(zip(DESIGNS, plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]))
-markers = dict(zip(DESIGNS, "*osD^vPXhp<>d8H*1P"))
+markers = dict(zip(DESIGNS, "*osD^vPXhp<>d8H*1pP"))
 fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharex=True)
 for ax, mode in zip(axes, ("score", "generate")):
     for name, group in shown.groupby("design", sort=False):
