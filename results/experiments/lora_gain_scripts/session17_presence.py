@@ -27,19 +27,22 @@ HEARD = {s.name: sorted({sound.name for sound in s.sounds})
 plain_get = examples_module.QuestionExamples.get
 
 
+def presence_example(clip, rng) -> examples_module.Example:
+    """The presence question on ``clip``: one of its sounds against absent ones, in the training augmentation."""
+    question, choices, answer = presence_question(rng, HEARD[Path(clip).stem])
+    mc = augmented_example(question, choices, answer, rng)
+    return examples_module.Example(clip, mc.prompt, mc.target)
+
+
 def get(self, index, epoch):
     e = plain_get(self, index, epoch)
     if self.train:
         rng = np.random.default_rng([self.seed, epoch, index, 77])
         if rng.random() < RATE:
-            heard = HEARD[Path(e.audio_path).stem]
-            question, choices, answer = presence_question(rng, heard)
-            mc = augmented_example(question, choices, answer, rng)
-            e = examples_module.Example(e.audio_path, mc.prompt, mc.target)
+            e = presence_example(e.audio_path, rng)
     return e
 
 
-examples_module.QuestionExamples.get = get
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # installed here only: session17_presence_added imports HEARD and presence_example
+    examples_module.QuestionExamples.get = get
     session15_lora.run()

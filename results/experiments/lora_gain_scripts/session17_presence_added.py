@@ -5,12 +5,9 @@ run takes that many more steps. Why: M, P and D each replaced a fifth of the que
 points of scoring accuracy; this asks whether the loss is the replaced questions or what is mixed in.
 usage: SEED=0 [EXTRA=0.2] python session17_presence_added.py BASE_DIR OUT_DIR"""
 import os
-from pathlib import Path
 import numpy as np
 import session15_lora
-from session17_presence import HEARD
-from aqa_utils.data.augment import augmented_example
-from aqa_utils.data.mini.generic import presence_question
+from session17_presence import presence_example
 from aqa_utils.training import examples as examples_module
 
 EXTRA = float(os.environ.get("EXTRA", "0.2"))
@@ -27,10 +24,7 @@ def get(self, index, epoch):
     if index < n:
         return plain_get(self, index, epoch)
     rng = np.random.default_rng([self.seed, epoch, index, 77])
-    clip = self.questions[int(rng.integers(n))].audio_path
-    question, choices, answer = presence_question(rng, HEARD[Path(clip).stem])
-    mc = augmented_example(question, choices, answer, rng)
-    return examples_module.Example(clip, mc.prompt, mc.target)
+    return presence_example(self.questions[int(rng.integers(n))].audio_path, rng)
 
 
 Questions.__len__ = lambda self: plain_len(self) + added(self)
